@@ -1,0 +1,3 @@
+"""kinema: open text-to-video with a spacetime diffusion transformer."""
+
+__version__ = "0.1.0"

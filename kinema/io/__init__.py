@@ -1,0 +1,20 @@
+"""Video and image input/output: MP4 through PyAV, frames as arrays and tensors, docs strips."""
+
+from kinema.io.frames import fit_frames, frames_to_tensor, tensor_to_frames
+from kinema.io.sheets import contact_sheet, save_gif, save_strip
+from kinema.io.video import Video, read_image, read_media, read_video, write_image, write_video
+
+__all__ = [
+    "Video",
+    "contact_sheet",
+    "fit_frames",
+    "frames_to_tensor",
+    "read_image",
+    "read_media",
+    "read_video",
+    "save_gif",
+    "save_strip",
+    "tensor_to_frames",
+    "write_image",
+    "write_video",
+]

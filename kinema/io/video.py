@@ -1,0 +1,173 @@
+"""Read and write MP4 (H.264, yuv420p) and still images; every failure names the file."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from kinema.errors import InputError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+@dataclass
+class Video:
+    """Frames as uint8 (T, H, W, 3) with their frame rate."""
+
+    frames: np.ndarray
+    fps: float
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+    @property
+    def seconds(self) -> float:
+        return self.num_frames / self.fps
+
+
+def _check_frames(frames: np.ndarray, what: str) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise InputError(f"{what}: expected frames shaped (T, H, W, 3) with T >= 1, got {tuple(frames.shape)}")
+    if frames.dtype != np.uint8:
+        raise InputError(f"{what}: expected uint8 frames, got {frames.dtype}")
+    return frames
+
+
+def _open_error(path: Path, exc: Exception) -> InputError:
+    if not path.exists():
+        return InputError(f"{path}: no such file")
+    if path.is_dir():
+        return InputError(f"{path}: is a folder, expected a video or image file")
+    return InputError(f"{path}: not a readable video ({type(exc).__name__}: {exc}); expected an MP4/MOV/WebM video")
+
+
+def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Video:
+    """Decode every frame of a video file as RGB uint8."""
+    path = Path(path)
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise _open_error(path, exc) from None
+    with container:
+        if not container.streams.video:
+            raise InputError(f"{path}: contains no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or Fraction(8)
+        frames = []
+        try:
+            for frame in container.decode(stream):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+        except (av.error.FFmpegError, ValueError) as exc:
+            if not frames:
+                raise InputError(f"{path}: video data is corrupt or truncated ({exc})") from None
+    if not frames:
+        raise InputError(f"{path}: video has no decodable frames (empty or truncated file)")
+    return Video(np.stack(frames), float(rate))
+
+
+def read_image(path: str | os.PathLike) -> Video:
+    """Read a still image as a one-frame video (fps 1)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc}); expected PNG, JPEG or WebP") from None
+    return Video(rgb[None].copy(), 1.0)
+
+
+def read_media(path: str | os.PathLike) -> Video:
+    """Read an image or a video, deciding by the file's suffix and then its bytes."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return read_image(path)
+    try:
+        return read_video(path)
+    except InputError:
+        try:
+            return read_image(path)
+        except InputError:
+            raise InputError(f"{path}: neither a readable video nor a readable image") from None
+
+
+def _atomic_target(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+
+
+def _disk_error(path: Path, exc: OSError) -> InputError:
+    if exc.errno == errno.ENOSPC:
+        return InputError(f"{path}: the disk is full; free some space or write elsewhere with -o")
+    return InputError(f"{path}: cannot write ({exc.strerror or exc})")
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, crf: int = 18) -> Path:
+    """Encode uint8 (T, H, W, 3) frames as H.264/yuv420p MP4, atomically (temp file, then rename)."""
+    path = Path(path)
+    frames = _check_frames(frames, str(path))
+    _, height, width, _ = frames.shape
+    if height % 2 or width % 2:
+        raise InputError(f"{path}: H.264 needs even width and height, got {width}x{height}")
+    if not fps or fps <= 0:
+        raise InputError(f"{path}: fps must be positive, got {fps}")
+    fd, tmp = _atomic_target(path)
+    os.close(fd)
+    try:
+        with av.open(tmp, mode="w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height = width, height
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(crf), "preset": "medium"}
+            for rgb in frames:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _disk_error(path, exc) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_image(path: str | os.PathLike, frame: np.ndarray) -> Path:
+    """Write one uint8 (H, W, 3) frame as PNG or JPEG, atomically."""
+    path = Path(path)
+    frame = _check_frames(frame, str(path))[0]
+    fd, tmp = _atomic_target(path)
+    os.close(fd)
+    try:
+        fmt = "JPEG" if path.suffix.lower() in {".jpg", ".jpeg"} else "PNG"
+        Image.fromarray(frame).save(tmp, format=fmt, quality=95)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _disk_error(path, exc) from None
+    return path
