@@ -1,0 +1,1 @@
+"""Neural networks: the video autoencoder, the diffusion transformer, the text encoder."""
