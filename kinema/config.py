@@ -21,7 +21,12 @@ class VAEConfig:
     in_channels: int = 3
     latent_channels: int = 8
     base_channels: int = 32
+    # One level per entry; every level after the first halves space and time (so 3 levels: 4x in time).
     channel_mult: tuple[int, ...] = (1, 2, 4)
+    # Residual blocks per level; the decoder gets more, since decode runs at every generation.
+    encoder_blocks: tuple[int, ...] = (1, 1, 1)
+    decoder_blocks: tuple[int, ...] = (1, 2, 2)
+    patch_size: int = 2  # pixel-unshuffle stem: patch_size x the level downsampling = spatial_downsample
     temporal_downsample: int = 4
     spatial_downsample: int = 8
     # Latents are normalised as (z - latent_shift) * latent_scale before the transformer sees them.
@@ -42,6 +47,9 @@ class DiTConfig:
     text_dim: int = 384
     qk_norm: bool = True
     gradient_checkpointing: bool = False
+    rope_theta: float = 10000.0
+    # Add the masked mean of the text token states to the timestep conditioning.
+    pooled_text: bool = True
 
 
 @dataclass
@@ -156,3 +164,58 @@ def dump_toml(data: dict[str, Any]) -> str:
 
     table("", data)
     return "\n".join(lines).rstrip() + "\n"
+
+
+@dataclass
+class DataConfig:
+    """Where training clips come from and the shapes they are cut to."""
+
+    source: str = "world"  # "world" (rendered on the fly), "folder" (videos + captions), "cache" (latents)
+    path: str = ""
+    width: int = 128
+    height: int = 128
+    num_frames: int = 17
+    fps: float = 8.0
+    image_fraction: float = 0.1
+    families: list[str] = field(default_factory=list)
+    # Extra (width, height, num_frames) buckets for folder data; each batch has one shape.
+    buckets: list[list[int]] = field(default_factory=list)
+    num_workers: int = 1
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """One training run: which stage, how long, how often to save."""
+
+    stage: str = "dit"  # "vae" or "dit"
+    out_dir: str = "runs/train"
+    init_from: str = ""  # checkpoint folder whose autoencoder (and transformer, if present) to start from
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    caption_dropout: float = 0.1
+    precision: str = "auto"  # "auto": bf16 autocast on GPU, fp32 on CPU; or "fp32", "bf16"
+    parallel: str = "ddp"  # "ddp" or "fsdp" when launched with torchrun
+    checkpoint_every: int = 500
+    keep_last: int = 2
+    sample_every: int = 0
+    log_every: int = 10
+    seed: int = 0
+    # Autoencoder stage loss weights.
+    kl_weight: float = 1e-6
+    ssim_weight: float = 0.2
+    crop: int = 0  # random spatial crop for the autoencoder stage (0: whole frame)
+
+
+@dataclass
+class RunConfig:
+    """A training config file: [model], [data] and [train] tables."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)

@@ -24,6 +24,7 @@ class Video:
 
     frames: np.ndarray
     fps: float
+    path: str | None = None  # where it was read from, for provenance ingredients
 
     @property
     def num_frames(self) -> int:
@@ -81,7 +82,7 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Video:
                 raise InputError(f"{path}: video data is corrupt or truncated ({exc})") from None
     if not frames:
         raise InputError(f"{path}: video has no decodable frames (empty or truncated file)")
-    return Video(np.stack(frames), float(rate))
+    return Video(np.stack(frames), float(rate), str(path))
 
 
 def read_image(path: str | os.PathLike) -> Video:
@@ -94,7 +95,7 @@ def read_image(path: str | os.PathLike) -> Video:
         raise InputError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"{path}: not a readable image ({exc}); expected PNG, JPEG or WebP") from None
-    return Video(rgb[None].copy(), 1.0)
+    return Video(rgb[None].copy(), 1.0, str(path))
 
 
 def read_media(path: str | os.PathLike) -> Video:

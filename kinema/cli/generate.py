@@ -1,0 +1,220 @@
+"""`kinema generate | extend | interpolate | fill | connect | edit | demo`: gather options, call the Pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+from tqdm import tqdm
+
+from kinema.errors import InputError
+
+DEMO_PROMPT = "a red sphere rolls from left to right across a grey floor"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'WxH' -> (W, H)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r}: write it as WIDTHxHEIGHT, e.g. 128x128") from None
+    return width, height
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """'A-B' -> (A, B)."""
+    try:
+        first, last = (int(v) for v in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frames {text!r}: write a range as FIRST-LAST, e.g. 10-14") from None
+    return first, last
+
+
+def _common(p: argparse.ArgumentParser, output: bool = True) -> None:
+    if output:
+        p.add_argument("-o", "--output", required=True, help="where to write the MP4")
+    p.add_argument("--checkpoint", help="checkpoint folder (default: the shipped model, or $KINEMA_CHECKPOINT)")
+    p.add_argument("--size", type=parse_size, help="WIDTHxHEIGHT, multiples of 16 (default: the checkpoint's, 128x128)")
+    p.add_argument("--fps", type=float, help="frames per second (default: the checkpoint's, 8)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same video (default 0)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the checkpoint's)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the checkpoint's)")
+    p.add_argument("--fit", choices=("crop", "pad", "resize"), default="crop",
+                   help="how to fit input images/videos of another size (default crop)")
+    p.add_argument("--no-sign", action="store_true", help="skip the C2PA manifest (the watermark is still embedded)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="make a video from a prompt (optionally from an image, looped, or a storyboard)",
+                              description="Text to video, image to video, seamless loops and storyboards.")
+    p.add_argument("prompt", nargs="?", default="", help="what the video shows")
+    p.add_argument("--seconds", type=float, default=2.0, help="duration in seconds (default 2; long videos are made window by window)")
+    p.add_argument("--image", help="a still image to animate (PNG/JPEG)")
+    p.add_argument("--image-at", choices=("start", "end"), default="start", help="where the image sits (default start)")
+    p.add_argument("--loop", action="store_true", help="make the end flow back into the start")
+    p.add_argument("--storyboard", help="a TOML file of timed shots: [[shot]] start, end, prompt")
+    _common(p)
+    p.set_defaults(handler=run_generate)
+
+    p = subparsers.add_parser("extend", help="continue a video forwards (or backwards)",
+                              description="Extend a video; its own frames are kept exactly.")
+    p.add_argument("input", help="the video to extend")
+    p.add_argument("--seconds", type=float, default=2.0, help="seconds to add (default 2)")
+    p.add_argument("--backward", action="store_true", help="add the new seconds before the video instead of after")
+    p.add_argument("--prompt", default="", help="what the new part shows")
+    _common(p)
+    p.set_defaults(handler=run_extend)
+
+    p = subparsers.add_parser("interpolate", help="raise a video's frame rate by a factor",
+                              description="Make in-between frames; the original frames are kept exactly.")
+    p.add_argument("input")
+    p.add_argument("--factor", type=int, default=2, help="frames per original frame interval (default 2)")
+    p.add_argument("--prompt", default="", help="optional description of the video")
+    _common(p)
+    p.set_defaults(handler=run_interpolate)
+
+    p = subparsers.add_parser("fill", help="regenerate a range of frames from their surroundings")
+    p.add_argument("input")
+    p.add_argument("--frames", type=parse_range, required=True, help="inclusive range to redraw, e.g. 10-14")
+    p.add_argument("--prompt", default="", help="optional description of the video")
+    _common(p)
+    p.set_defaults(handler=run_fill)
+
+    p = subparsers.add_parser("connect", help="join two clips with generated frames between them")
+    p.add_argument("first")
+    p.add_argument("second")
+    p.add_argument("--seconds", type=float, default=1.0, help="length of the bridge (default 1)")
+    p.add_argument("--prompt", default="", help="what happens in between")
+    _common(p)
+    p.set_defaults(handler=run_connect)
+
+    p = subparsers.add_parser("edit", help="redraw a video to follow a new prompt (video to video)")
+    p.add_argument("input")
+    p.add_argument("prompt")
+    p.add_argument("--strength", type=float, default=0.6, help="how far to move from the input, 0-1 (default 0.6)")
+    _common(p)
+    p.set_defaults(handler=run_edit)
+
+    p = subparsers.add_parser("demo", help="make demo.mp4 from a default prompt with the shipped model")
+    p.add_argument("--prompt", default=DEMO_PROMPT)
+    p.add_argument("-o", "--output", default="demo.mp4")
+    p.set_defaults(handler=run_demo)
+
+
+def _pipeline(args):
+    from kinema.pipeline import Pipeline
+
+    return Pipeline.from_checkpoint(args.checkpoint)
+
+
+def _request(args, **fields):
+    from kinema.pipeline import GenerationRequest
+
+    width, height = args.size if args.size else (None, None)
+    return GenerationRequest(width=width, height=height, fps=args.fps, seed=args.seed, steps=args.steps,
+                             guidance_scale=args.guidance, fit=args.fit, **fields)
+
+
+def _run(args, request) -> int:
+    pipe = _pipeline(args)
+    bar = tqdm(total=1000, disable=args.quiet or args.json, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+
+    def progress(event: dict) -> None:
+        if "window" in event:
+            bar.set_description(f"window {event['window']}/{event['windows']} step {event['step']}/{event['steps']}")
+        bar.n = round(1000 * event["fraction"])
+        bar.refresh()
+
+    result = pipe.generate_to_file(request, args.output, progress=progress, sign=not args.no_sign)
+    bar.close()
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"wrote {result.path} ({summary['seconds']} s, {summary['size']}, {result.fps:g} fps, seed {result.seed})")
+        note = (result.provenance or {}).get("message")
+        if note:
+            print(note, file=sys.stderr)
+    return 0
+
+
+def _read(path: str):
+    from kinema.io import read_media
+
+    return read_media(path)
+
+
+def run_generate(args) -> int:
+    from kinema.io import read_image
+
+    fields: dict = {"prompt": args.prompt, "seconds": args.seconds}
+    if args.storyboard:
+        fields.update(task="storyboard", shots=load_storyboard(args.storyboard))
+        fields["seconds"] = max(shot.end for shot in fields["shots"])
+        fields["prompt"] = fields["prompt"] or fields["shots"][0].prompt
+    elif args.image:
+        fields.update(task="image", image=read_image(args.image).frames[0], image_at=args.image_at)
+    elif args.loop:
+        fields.update(task="loop")
+    if not fields["prompt"].strip() and not args.image:
+        raise InputError("give a prompt, e.g. kinema generate \"a red sphere rolls left\" -o out.mp4")
+    return _run(args, _request(args, **fields))
+
+
+def load_storyboard(path: str):
+    """Read [[shot]] tables (start, end, prompt) from a TOML file."""
+    from kinema.pipeline import Shot
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such storyboard file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: invalid TOML ({exc})") from None
+    shots = []
+    for number, shot in enumerate(data.get("shot", []), 1):
+        try:
+            shots.append(Shot(float(shot["start"]), float(shot["end"]), str(shot["prompt"])))
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{path}: shot {number} needs start, end (seconds) and prompt") from None
+        if shots[-1].end <= shots[-1].start:
+            raise InputError(f"{path}: shot {number} ends before it starts")
+    if not shots:
+        raise InputError(f"{path}: no shots; write [[shot]] tables with start, end and prompt")
+    return sorted(shots, key=lambda s: s.start)
+
+
+def run_extend(args) -> int:
+    return _run(args, _request(args, task="extend", prompt=args.prompt, seconds=args.seconds,
+                               video=_read(args.input), backward=args.backward))
+
+
+def run_interpolate(args) -> int:
+    return _run(args, _request(args, task="interpolate", prompt=args.prompt, video=_read(args.input), factor=args.factor))
+
+
+def run_fill(args) -> int:
+    return _run(args, _request(args, task="fill", prompt=args.prompt, video=_read(args.input), fill_frames=args.frames))
+
+
+def run_connect(args) -> int:
+    return _run(args, _request(args, task="connect", prompt=args.prompt, seconds=args.seconds,
+                               video=_read(args.first), video_b=_read(args.second)))
+
+
+def run_edit(args) -> int:
+    return _run(args, _request(args, task="edit", prompt=args.prompt, video=_read(args.input), strength=args.strength))
+
+
+def run_demo(args) -> int:
+    parser = argparse.ArgumentParser()
+    _common(parser, output=False)
+    defaults = parser.parse_args(["--quiet"] if not sys.stderr.isatty() else [])
+    defaults.output = args.output
+    request = _request(defaults, prompt=args.prompt, seconds=4.0)
+    return _run(defaults, request)

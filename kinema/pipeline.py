@@ -1,0 +1,346 @@
+"""`Pipeline`: the one object every caller (CLI, server, evaluation, benchmarks) uses to make a video.
+
+A request names what is known (nothing, an image, a clip to extend, frames to keep) and what to make;
+the pipeline turns that into known latent frames and a mask, samples window by window with the
+transformer, decodes with the autoencoder, and, when asked to write a file, watermarks and signs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kinema.checkpoint import (
+    CheckpointInfo,
+    checkpoint_hash,
+    default_checkpoint,
+    load_config,
+    load_state,
+    resolve,
+)
+from kinema.config import ModelConfig
+from kinema.errors import InputError
+from kinema.io import Video, fit_frames, frames_to_tensor, tensor_to_frames
+from kinema.plan import LatentPlan, plan_request
+
+log = logging.getLogger("kinema.pipeline")
+
+TASKS = ("text", "image", "extend", "interpolate", "fill", "connect", "edit", "loop", "storyboard")
+MAX_PROMPT_CHARS = 2000
+# The C2PA action each task records.
+OPERATIONS = {"text": "generate", "loop": "generate", "storyboard": "generate", "image": "image", "extend": "extend",
+              "edit": "edit", "interpolate": "interpolate", "fill": "interpolate", "connect": "connect"}
+
+
+@dataclass
+class Shot:
+    """One timed prompt of a storyboard."""
+
+    start: float
+    end: float
+    prompt: str
+
+
+@dataclass
+class GenerationRequest:
+    """What to make. Only `prompt` is required for text to video; the rest have sensible defaults."""
+
+    prompt: str = ""
+    task: str = "text"
+    seconds: float = 2.0
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    seed: int = 0
+    steps: int | None = None
+    guidance_scale: float | None = None
+    image: np.ndarray | None = None  # uint8 (H, W, 3)
+    image_at: str = "start"
+    video: Video | None = None  # extend / interpolate / fill / edit / connect (first clip)
+    video_b: Video | None = None  # connect (second clip)
+    backward: bool = False
+    factor: int = 2
+    fill_frames: tuple[int, int] | None = None  # inclusive frame range to regenerate
+    strength: float = 0.6
+    fit: str = "crop"
+    shots: list[Shot] = field(default_factory=list)
+    check_safety: bool = True
+
+
+@dataclass
+class GenerationResult:
+    """Frames made, with what it took to make them."""
+
+    frames: np.ndarray  # uint8 (T, H, W, 3)
+    fps: float
+    seed: int
+    timings: dict[str, float]
+    request: GenerationRequest
+    color_drift: float | None = None
+    path: Path | None = None
+    provenance: dict | None = None
+
+    @property
+    def seconds(self) -> float:
+        return len(self.frames) / self.fps
+
+    def summary(self) -> dict:
+        """Machine-readable description for `--json` and the server."""
+        height, width = self.frames.shape[1:3]
+        out = {
+            "path": str(self.path) if self.path else None,
+            "task": self.request.task,
+            "seconds": round(self.seconds, 3),
+            "frames": int(len(self.frames)),
+            "fps": self.fps,
+            "size": f"{width}x{height}",
+            "seed": self.seed,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+        if self.color_drift is not None:
+            out["color_drift"] = round(self.color_drift, 4)
+        if self.provenance is not None:
+            out["provenance"] = self.provenance
+        return out
+
+
+ProgressFn = Callable[[dict], None]
+CancelFn = Callable[[], bool]
+
+
+def color_drift(frames: np.ndarray, fps: float) -> float:
+    """Mean absolute RGB difference (0-1) between the first and the last second's average colours."""
+    n = max(1, round(fps))
+    first = frames[:n].reshape(-1, 3).mean(0)
+    last = frames[-n:].reshape(-1, 3).mean(0)
+    return float(np.abs(first - last).mean() / 255.0)
+
+
+class Pipeline:
+    """A loaded checkpoint (transformer, autoencoder, text encoder) ready to generate."""
+
+    def __init__(self, cfg: ModelConfig, dit: torch.nn.Module, vae: torch.nn.Module, text_encoder,
+                 info: CheckpointInfo | None = None, device: str | torch.device = "cpu"):
+        self.cfg = cfg
+        self.dit = dit.eval().requires_grad_(False)
+        self.vae = vae.eval().requires_grad_(False)
+        self.text_encoder = text_encoder
+        self.info = info or CheckpointInfo(id=cfg.name, sha256="", path="")
+        self.device = torch.device(device)
+        self.autocast = False
+        self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._preview: torch.Tensor | None = None
+
+    @classmethod
+    def from_checkpoint(cls, folder: str | Path | None = None, device: str = "cpu") -> Pipeline:
+        """Load a checkpoint folder (default: the shipped model) with no network access."""
+        from kinema.models.dit import DiffusionTransformer
+        from kinema.models.text import load_text_encoder
+        from kinema.models.vae import VideoAutoencoder
+
+        folder = resolve(folder) if folder else default_checkpoint()
+        cfg = load_config(folder)
+        dit = DiffusionTransformer(cfg.dit)
+        dit.load_state_dict(load_state(folder, "dit"))
+        vae = VideoAutoencoder(cfg.vae)
+        vae.load_state_dict(load_state(folder, "vae"))
+        info = CheckpointInfo(id=f"{cfg.name}@{folder.name}", sha256=checkpoint_hash(folder), path=str(folder))
+        return cls(cfg, dit.to(device), vae.to(device), load_text_encoder(cfg.text), info, device)
+
+    # ---- limits -------------------------------------------------------------------------------
+    def resolve_size(self, width: int | None, height: int | None) -> tuple[int, int]:
+        """Default or validated (width, height): multiples of 16 inside the checkpoint's range."""
+        s = self.cfg.sampling
+        width, height = width or s.width, height or s.height
+        for name, value in (("width", width), ("height", height)):
+            if value % 16 or not s.min_side <= value <= s.max_side:
+                raise InputError(
+                    f"{name} {value}: this checkpoint makes sizes whose sides are multiples of 16 from "
+                    f"{s.min_side} to {s.max_side} (e.g. {s.width}x{s.height}, 160x96, 96x160)"
+                )
+        return width, height
+
+    # ---- building blocks ---------------------------------------------------------------------
+    def encode_text(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states (1, L, D) and mask (1, L) for a prompt, cached."""
+        if prompt not in self._text_cache:
+            states, mask = self.text_encoder.encode([prompt])
+            if len(self._text_cache) > 256:
+                self._text_cache.clear()
+            self._text_cache[prompt] = (states.to(self.device), mask.to(self.device))
+        return self._text_cache[prompt]
+
+    @torch.no_grad()
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (T, H, W, 3) with T = 1+4k -> normalised latent (C, 1+k, H/8, W/8)."""
+        video = frames_to_tensor(frames)[None].to(self.device)
+        return self.vae.encode_latent(video)[0]
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
+        """Normalised latent (C, t, h, w) -> uint8 (1+4(t-1), H, W, 3), decoded in chunks."""
+        video = self.vae.decode_latent(latents[None].to(self.device), chunk_frames=4)
+        return tensor_to_frames(video[0])
+
+    @torch.no_grad()
+    def preview_rgb(self, latents: torch.Tensor) -> np.ndarray:
+        """Cheap latent -> RGB preview (a linear map fitted to the autoencoder), uint8 (t, h, w, 3)."""
+        if self._preview is None:
+            self._preview = self._fit_preview()
+        c = latents.shape[0]
+        flat = latents.float().permute(1, 2, 3, 0).reshape(-1, c)
+        rgb = torch.cat([flat, torch.ones(len(flat), 1)], 1) @ self._preview
+        rgb = rgb.reshape(*latents.shape[1:], 3).clamp(-1, 1)
+        return ((rgb + 1) * 127.5).round().to(torch.uint8).numpy()
+
+    def _fit_preview(self) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        colours = torch.rand(64, 3, generator=generator) * 2 - 1
+        patches = colours.view(64, 3, 1, 1, 1).expand(64, 3, 1, 16, 16)
+        latents = self.vae.encode_latent(patches.to(self.device)).float().mean(dim=(2, 3, 4))  # (64, C)
+        design = torch.cat([latents, torch.ones(64, 1)], 1)
+        return torch.linalg.lstsq(design, colours).solution  # (C + 1, 3)
+
+    # ---- sampling ----------------------------------------------------------------------------
+    def _sample_window(self, noise, known_latent, known_mask, prompt, steps, guidance, start_time,
+                       init_latent, on_step, cancel):
+        from kinema.flow import euler_sample, get_schedule, shift_for_tokens
+
+        cond = self.encode_text(prompt)
+        uncond = self.encode_text("")
+        _, t, h, w = noise.shape
+        patch = self.cfg.dit.patch_size
+        tokens = (t // patch[0]) * (h // patch[1]) * (w // patch[2])
+        schedule = get_schedule(steps, shift_for_tokens(tokens))
+        x = noise[None]
+        if start_time < 1.0:  # edit: start part-way, from the noised input
+            schedule = torch.cat([torch.tensor([start_time]), schedule[schedule < start_time]])
+            x = (1 - start_time) * init_latent[None] + start_time * x
+        kl, km = known_latent[None], known_mask[None].expand(1, 1, t, h, w)
+
+        stash: list[torch.Tensor] = []
+
+        def model_fn(x_t, t_now, conditional: bool):
+            # With guidance, one batch of two (conditional, unconditional) is cheaper than two batches of one.
+            if not conditional:
+                return stash.pop()
+            batch = 2 if guidance != 1.0 else 1
+            states = torch.cat([cond[0], uncond[0]])[:batch]
+            mask = torch.cat([cond[1], uncond[1]])[:batch]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+                v = self.dit(x_t.expand(batch, -1, -1, -1, -1), t_now.expand(batch).to(x_t), states, mask,
+                             (kl * km).expand(batch, -1, -1, -1, -1), km.expand(batch, -1, -1, -1, -1)).float()
+            if batch == 2:
+                stash.append(v[1:])
+            return v[:1]
+
+        def preview(step, x0_estimate):
+            on_step(step, len(schedule) - 1, x0_estimate[0])
+
+        return euler_sample(model_fn, x, schedule, guidance, progress=None, cancel=cancel,
+                            known_latent=kl, known_mask=km, preview=preview)[0]
+
+    @torch.no_grad()
+    def generate(self, request: GenerationRequest, progress: ProgressFn | None = None,
+                 cancel: CancelFn | None = None) -> GenerationResult:
+        """Run a request: plan known latents, sample window by window, decode, restore known frames."""
+        from kinema.flow import noise_like
+
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        if request.check_safety:
+            self._check_prompts(request)
+        if request.task not in TASKS:
+            raise InputError(f"unknown task {request.task!r}; choose one of {', '.join(TASKS)}")
+        width, height = self.resolve_size(request.width, request.height)
+        s = self.cfg.sampling
+        fps = float(request.fps or s.fps)
+        steps = int(request.steps or s.steps)
+        guidance = float(request.guidance_scale if request.guidance_scale is not None else s.guidance_scale)
+        if steps < 1 or steps > 1000:
+            raise InputError(f"steps {steps}: choose from 1 to 1000")
+        plan: LatentPlan = plan_request(self, request, width, height, fps)
+        timings["prepare"] = time.perf_counter() - started
+
+        latents = plan.known_latent.clone()
+        done = plan.known.clone()  # latent frames fixed so far: (T,) bool
+        windows = plan.windows
+        tick = time.perf_counter()
+        for index, (start, end, prompt, start_time) in enumerate(windows):
+            if index in plan.copies:  # a loop's bridge ends on copies of the clip's opening latents
+                first, count = plan.copies[index]
+                latents[:, len(latents[0]) - count :] = latents[:, first : first + count]
+                done[len(done) - count :] = True
+            noise = noise_like((latents.shape[0], end - start, *latents.shape[2:]), request.seed * 1009 + index)
+            known_mask = done[start:end].float().view(1, -1, 1, 1).to(latents)
+            window_known = latents[:, start:end] * known_mask
+
+            def on_step(step, total, x0_estimate, index=index):
+                if progress is None:
+                    return
+                fraction = (index + step / total) / len(windows)
+                progress({"stage": "denoise", "window": index + 1, "windows": len(windows), "step": step,
+                          "steps": total, "fraction": fraction, "preview": lambda x=x0_estimate: self.preview_rgb(x)})
+
+            init = plan.init_latent[:, start:end] if plan.init_latent is not None else None
+            latents[:, start:end] = self._sample_window(
+                noise, window_known, known_mask[0], prompt, steps, guidance, start_time, init, on_step, cancel)
+            done[start:end] = True
+        timings["denoise"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        frames = self.decode_latents(latents)
+        timings["decode"] = time.perf_counter() - tick
+        frames = plan.finish(frames)
+        timings["total"] = time.perf_counter() - started
+        drift = color_drift(frames, fps) if len(frames) >= 2 * fps else None
+        if progress:
+            progress({"stage": "done", "fraction": 1.0})
+        return GenerationResult(frames, plan.fps, request.seed, timings, request, drift)
+
+    def _check_prompts(self, request: GenerationRequest) -> None:
+        prompts = [request.prompt] + [shot.prompt for shot in request.shots]
+        for prompt in prompts:
+            if len(prompt) > MAX_PROMPT_CHARS:
+                raise InputError(f"prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+        from kinema import safety
+
+        for prompt in prompts:
+            if prompt.strip():
+                safety.enforce(prompt)
+
+    def generate_to_file(self, request: GenerationRequest, path: str | Path, progress: ProgressFn | None = None,
+                         cancel: CancelFn | None = None, sign: bool = True, watermark: bool = True) -> GenerationResult:
+        """Generate, then watermark, write the MP4 and sign it with a C2PA manifest."""
+        from kinema import provenance
+
+        result = self.generate(request, progress, cancel)
+        ingredients = [v for v in (request.video, request.video_b) if v is not None]
+        info = provenance.ProvenanceInfo(
+            operation=OPERATIONS[request.task], checkpoint_id=self.info.id, checkpoint_sha256=self.info.sha256,
+            inputs=[v.path for v in ingredients if v.path], seed=request.seed,
+        )
+        status = provenance.finalize_video(result.frames, result.fps, Path(path), info, watermark=watermark, sign=sign)
+        result.path = Path(path)
+        result.provenance = {"watermarked": status.watermarked, "watermark_id": status.payload_id,
+                             "signed": status.signed, "message": status.message}
+        return result
+
+
+def fit_to(frames: np.ndarray, width: int, height: int, mode: str) -> np.ndarray:
+    """Fit input frames to the output size, by the request's fit mode."""
+    return fit_frames(frames, width, height, mode)
+
+
+def frames_for_seconds(seconds: float, fps: float) -> int:
+    """Pixel frames for a duration (at least one)."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InputError(f"seconds {seconds}: must be positive")
+    return max(1, round(seconds * fps))

@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+
+from kinema.errors import CancelledError, InputError
+from kinema.io import Video, read_video
+from kinema.pipeline import GenerationRequest, Pipeline, Shot
+from tests.tiny import make_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    folder = make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny")
+    return Pipeline.from_checkpoint(folder)
+
+
+def clip(frames=9, size=32, seed=0) -> Video:
+    rng = np.random.default_rng(seed)
+    video = np.zeros((frames, size, size, 3), np.uint8)
+    video[:] = rng.integers(0, 255, 3, dtype=np.uint8)
+    for t in range(frames):
+        video[t, 8:16, 2 * t : 2 * t + 8] = 255
+    return Video(video, 8.0)
+
+
+def test_text_to_video_length_size_fps(pipe, tmp_path):
+    result = pipe.generate(GenerationRequest("a red sphere rolls left", seconds=1.0, check_safety=False))
+    assert result.frames.shape == (8, 32, 32, 3)
+    assert result.fps == 8.0
+    out = pipe.generate_to_file(GenerationRequest("a red sphere", seconds=1.5, width=48, height=32,
+                                                  check_safety=False), tmp_path / "a.mp4", sign=False)
+    video = read_video(out.path)
+    assert video.frames.shape == (12, 32, 48, 3) and video.fps == pytest.approx(8.0)
+
+
+def test_seeded_and_deterministic(pipe):
+    def run(seed):
+        return pipe.generate(GenerationRequest("a blue cube", seconds=1.0, seed=seed, check_safety=False)).frames
+
+    assert np.array_equal(run(3), run(3))
+    assert not np.array_equal(run(3), run(4))
+
+
+def test_image_to_video_first_frame_is_the_autoencoded_image(pipe):
+    image = clip(1).frames[0]
+    result = pipe.generate(GenerationRequest("x", task="image", image=image, seconds=1.0, check_safety=False))
+    roundtrip = pipe.decode_latents(pipe.encode_frames(image[None]))[0]
+    assert np.abs(result.frames[0].astype(int) - roundtrip.astype(int)).max() <= 1
+
+
+def test_extend_keeps_input_frames_exactly(pipe):
+    source = clip(11)
+    for backward in (False, True):
+        result = pipe.generate(GenerationRequest("x", task="extend", video=source, seconds=1.0, backward=backward,
+                                                 check_safety=False))
+        assert len(result.frames) == 11 + 8
+        kept = result.frames[8:] if backward else result.frames[:11]
+        assert np.array_equal(kept, source.frames)
+
+
+def test_interpolate_fill_connect_edit(pipe):
+    source = clip(9)
+    inter = pipe.generate(GenerationRequest("", task="interpolate", video=source, factor=2, check_safety=False))
+    assert len(inter.frames) == 17 and inter.fps == 16.0
+    assert np.array_equal(inter.frames[::2], source.frames)
+
+    filled = pipe.generate(GenerationRequest("", task="fill", video=source, fill_frames=(3, 5), check_safety=False))
+    assert len(filled.frames) == 9
+    assert np.array_equal(filled.frames[:3], source.frames[:3]) and np.array_equal(filled.frames[6:], source.frames[6:])
+
+    other = clip(9, seed=1)
+    joined = pipe.generate(GenerationRequest("", task="connect", video=source, video_b=other, seconds=1.0,
+                                             check_safety=False))
+    assert np.array_equal(joined.frames[:9], source.frames) and np.array_equal(joined.frames[-9:], other.frames)
+    assert len(joined.frames) > 18
+
+    edited = pipe.generate(GenerationRequest("a green floor", task="edit", video=source, strength=0.5,
+                                             check_safety=False))
+    assert edited.frames.shape == source.frames.shape
+
+
+def test_long_video_is_made_window_by_window(pipe):
+    events = []
+    result = pipe.generate(GenerationRequest("a ball", seconds=4.0, check_safety=False), progress=events.append)
+    assert len(result.frames) == 32
+    windows = {e["windows"] for e in events if "windows" in e}
+    assert windows and max(windows) > 1
+    fractions = [e["fraction"] for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert result.color_drift is not None and result.summary()["color_drift"] >= 0
+
+
+def test_loop_and_storyboard(pipe):
+    loop = pipe.generate(GenerationRequest("a ball", task="loop", seconds=2.0, check_safety=False))
+    assert len(loop.frames) == 16
+    shots = [Shot(0, 1.5, "a red ball"), Shot(1.5, 3, "a blue ball")]
+    board = pipe.generate(GenerationRequest("", task="storyboard", shots=shots, seconds=3.0, check_safety=False))
+    assert len(board.frames) == 24
+
+
+def test_cancel_between_steps(pipe):
+    with pytest.raises(CancelledError):
+        pipe.generate(GenerationRequest("a ball", seconds=1.0, check_safety=False), cancel=lambda: True)
+
+
+def test_preview_is_cheap_rgb(pipe):
+    latent = pipe.encode_frames(clip(5).frames)
+    preview = pipe.preview_rgb(latent)
+    assert preview.shape == (2, 4, 4, 3) and preview.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    "request_fields, message",
+    [
+        ({"width": 40}, "multiples of 16"),
+        ({"width": 512, "height": 512}, "from 16 to 64"),
+        ({"seconds": -1}, "seconds"),
+        ({"task": "extend"}, "needs an input video"),
+        ({"task": "fill", "video": clip(9), "fill_frames": (3, 20)}, "frames 0-8"),
+        ({"task": "interpolate", "video": clip(9), "factor": 1}, "factor"),
+        ({"task": "dance"}, "unknown task"),
+        ({"prompt": "x" * 3000}, "limit"),
+    ],
+)
+def test_bad_requests_name_the_problem(pipe, request_fields, message):
+    fields = {"prompt": "a ball", "check_safety": "prompt" in request_fields, **request_fields}
+    with pytest.raises(InputError, match=message):
+        pipe.generate(GenerationRequest(**fields))

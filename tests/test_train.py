@@ -1,0 +1,90 @@
+"""The trainer: DDP and FSDP over 2 gloo processes equal one process; resume equals an unbroken run."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from kinema.config import DataConfig, ModelConfig, RunConfig, TrainConfig, dump_toml, to_dict
+from kinema.train.trainer import train
+from tests.tiny import tiny_config
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """A latent cache of random latents with captions, as `kinema cache` writes it."""
+    folder = tmp_path_factory.mktemp("cache")
+    latents = torch.randn(16, 8, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    save_file({"latent": latents.to(torch.bfloat16)}, str(folder / "latents-00000.safetensors"))
+    colours = ["red", "green", "blue", "yellow"]
+    with (folder / "captions.jsonl").open("w") as f:
+        for i in range(16):
+            f.write(json.dumps({"index": i, "captions": [f"a {colours[i % 4]} sphere", f"{colours[i % 4]} ball"]}) + "\n")
+    return folder
+
+
+def run_config(cache: Path, out: Path, steps: int, batch_size: int, parallel: str = "ddp") -> RunConfig:
+    model: ModelConfig = tiny_config()
+    return RunConfig(
+        model=model,
+        data=DataConfig(source="cache", path=str(cache), num_workers=0),
+        train=TrainConfig(stage="dit", out_dir=str(out), steps=steps, batch_size=batch_size, lr=1e-3,
+                          warmup_steps=1, checkpoint_every=2, keep_last=5, log_every=1, parallel=parallel,
+                          caption_dropout=0.25, precision="fp32"),
+    )
+
+
+def weights(out: Path, step: int) -> dict[str, torch.Tensor]:
+    state = torch.load(out / f"step-{step:07d}" / "train_state.pt", weights_only=False)
+    return state["model"]
+
+
+def assert_close(a: dict, b: dict, tol: float) -> None:
+    assert a.keys() == b.keys()
+    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    assert worst <= tol, worst
+
+
+def torchrun(config: RunConfig, tmp_path: Path) -> None:
+    path = tmp_path / f"{config.train.parallel}.toml"
+    path.write_text(dump_toml(to_dict(config)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "kinema", "train", str(path), "--quiet"],
+        check=True, env=env, timeout=300, cwd=Path(__file__).parent.parent,
+    )
+
+
+@pytest.fixture(scope="module")
+def single(cache, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("single")
+    train(run_config(cache, out, steps=4, batch_size=4), show_progress=False)
+    return out
+
+
+def test_single_process_learns_and_writes_checkpoints(single):
+    records = [json.loads(line) for line in (single / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert (single / "latest").read_text() == "step-0000004"
+    for name in ("config.toml", "dit.safetensors", "card.md"):
+        assert (single / "step-0000004" / name).is_file()
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_processes_equal_one_on_the_same_global_batch(cache, single, tmp_path, parallel):
+    out = tmp_path / parallel
+    torchrun(run_config(cache, out, steps=4, batch_size=2, parallel=parallel), tmp_path)
+    assert_close(weights(out, 4), weights(single, 4), tol=1e-5)
+
+
+def test_resume_matches_an_unbroken_run(cache, single, tmp_path):
+    out = tmp_path / "resumed"
+    train(run_config(cache, out, steps=2, batch_size=4), show_progress=False)
+    train(run_config(cache, out, steps=4, batch_size=4), resume=True, show_progress=False)
+    assert_close(weights(out, 4), weights(single, 4), tol=1e-6)
