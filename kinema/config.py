@@ -205,6 +205,7 @@ class TrainConfig:
     keep_last: int = 2
     sample_every: int = 0
     log_every: int = 10
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0: no limit
     seed: int = 0
     # Autoencoder stage loss weights.
     kl_weight: float = 1e-6

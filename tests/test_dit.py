@@ -202,3 +202,13 @@ def test_overfits_one_batch():
         losses.append(loss.item())
     print(f"flow loss {losses[0]:.3f} -> {losses[-1]:.4f}")
     assert losses[-1] < 0.1 * losses[0]
+
+
+def test_scalar_time_is_shared_by_the_batch():
+    model = make_model()
+    x, _, text, mask = inputs()
+    with torch.no_grad():
+        shared = model(x, torch.tensor(0.25), text, mask)
+        assert torch.equal(shared, model(x, torch.full((2,), 0.25), text, mask))
+    with pytest.raises(InputError, match="one time per sample"):
+        model(x, torch.rand(3), text, mask)

@@ -255,7 +255,7 @@ class DiffusionTransformer(nn.Module):
     def forward(
         self,
         x: torch.Tensor,  # (B, C, T, H, W) noisy latent
-        t: torch.Tensor,  # (B,) flow time in [0, 1]; 1 is pure noise
+        t: torch.Tensor,  # (B,) or scalar flow time in [0, 1]; 1 is pure noise
         text_states: torch.Tensor,  # (B, L, text_dim)
         text_mask: torch.Tensor,  # (B, L) bool, True for real tokens
         known_latent: torch.Tensor | None = None,  # (B, C, T, H, W) clean latent of the known frames
@@ -272,7 +272,10 @@ class DiffusionTransformer(nn.Module):
         known = known_latent * known_mask if known_latent is not None else torch.zeros_like(x)
         tokens = self.patch_embed(self.patchify(torch.cat([x, known, known_mask], dim=1)))  # (B, N, D)
 
-        t = t.to(x.device, torch.float32).expand(B) if t.ndim == 0 else t.to(x.device, torch.float32)
+        t = torch.as_tensor(t, dtype=torch.float32, device=x.device).flatten()
+        if t.numel() not in (1, B):
+            raise InputError(f"expected one time per sample ({B}), got {t.numel()}")
+        t = t.expand(B)
         c = self.time_embed(timestep_features(t))  # (B, D)
         text_mask = text_mask.to(torch.bool)
         has_text = text_mask.any(dim=1)  # (B,)

@@ -101,7 +101,9 @@ class VAEStage(Stage):
         ).to(mean)
         z = mean + torch.exp(0.5 * logvar) * eps
         recon = self.model.decode(z)
-        loss, parts = vae_loss(recon, video, mean, logvar, kl_weight=train.kl_weight, ssim_weight=train.ssim_weight)
+        with torch.autocast(video.device.type, enabled=False):  # SSIM's divisions overflow in bf16
+            loss, parts = vae_loss(recon.float(), video.float(), mean.float(), logvar.float(),
+                                   kl_weight=train.kl_weight, ssim_weight=train.ssim_weight)
         return loss, parts
 
 
@@ -269,8 +271,13 @@ def _train(run: RunConfig, env: distributed.Dist, resume: bool, show_progress: b
             metrics.flush()
             bar.set_postfix(loss=f"{smoothed:.4f}", samples_s=f"{rate:.1f}")
         bar.update(1)
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        out_of_time = _out_of_time(cfg.max_minutes, started, env)
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or out_of_time:
             last = _save(run, out, step + 1, model, ema, optimizer, scheduler, env, stage, smoothed, time.time() - started)
+        if out_of_time:
+            if env.is_main:
+                tqdm.write(f"kinema train: stopping at step {step + 1}: train.max_minutes = {cfg.max_minutes} reached")
+            break
     bar.close()
     if metrics:
         metrics.close()
@@ -278,6 +285,16 @@ def _train(run: RunConfig, env: distributed.Dist, resume: bool, show_progress: b
         dirs = _checkpoint_dirs(out)
         last = dirs[-1] if dirs else out
     return last
+
+
+def _out_of_time(max_minutes: float, started: float, env: distributed.Dist) -> bool:
+    """Whether the wall-time budget is spent (rank 0 decides, so every rank stops at the same step)."""
+    if max_minutes <= 0:
+        return False
+    flag = torch.tensor([float(time.time() - started > 60 * max_minutes)])
+    if env.enabled:
+        torch.distributed.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 @torch.no_grad()
