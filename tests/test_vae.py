@@ -137,7 +137,7 @@ def test_a_few_steps_on_one_clip_reduce_the_loss():
     clip = moving_shapes(1, 5, 16, 16)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(15):
+    for _ in range(8):
         rec, posterior = model(clip, generator=torch.Generator().manual_seed(0))
         loss, parts = vae_loss(rec, clip, posterior.mean, posterior.logvar)
         opt.zero_grad()

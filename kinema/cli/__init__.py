@@ -7,11 +7,12 @@ import logging
 import sys
 
 from kinema import __version__
-from kinema.cli import generate, keys, safety, train, verify, world
+from kinema.cli import eval as evaluation
+from kinema.cli import generate, keys, safety, serve, train, verify, world
 from kinema.errors import KinemaError
 
 # Each module adds its subcommands with `register(subparsers)`; handlers get the parsed args.
-COMMAND_MODULES = [generate, world, train, verify, keys, safety]
+COMMAND_MODULES = [generate, world, train, verify, keys, safety, serve, evaluation]
 
 
 def build_parser() -> argparse.ArgumentParser:

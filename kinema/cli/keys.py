@@ -1,12 +1,17 @@
-"""`kinema keys init`: make a local C2PA signing key and certificate chain."""
+"""`kinema keys init`: make a local C2PA signing key and certificate chain.
+
+`kinema keys add | list | revoke`: API keys for `kinema serve` (only their SHA-256 is stored).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from kinema.errors import InputError
 from kinema.provenance.keys import ROOT_FILE, default_key_dir, init_keys
 
 
@@ -22,8 +27,38 @@ def run_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_store(args: argparse.Namespace):
+    from kinema.server.store import Store, default_db_url
+
+    return Store(args.db or default_db_url(args.data))
+
+
+def run_add(args: argparse.Namespace) -> int:
+    record, secret = _api_store(args).add_key(args.name)
+    print(secret)
+    print(f"API key {record.id} ({record.name}) added; the key above is shown only this once: keep it secret.",
+          file=sys.stderr)
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    for record in _api_store(args).list_keys():
+        state = "revoked" if record.revoked_at else "active"
+        print(f"{record.id}\t{record.name}\t{record.prefix}...\t{state}")
+    return 0
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    revoked = _api_store(args).revoke_key(args.name)
+    if not revoked:
+        raise InputError(f"no active API key named or with id {args.name!r}; see `kinema keys list`")
+    for record in revoked:
+        print(f"revoked {record.id} ({record.name})")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("keys", help="manage the local C2PA signing key")
+    parser = subparsers.add_parser("keys", help="manage the local C2PA signing key and server API keys")
     actions = parser.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     init = actions.add_parser(
         "init",
@@ -35,3 +70,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("--dir", help="folder for the key files (default: $KINEMA_KEY_DIR or ~/.config/kinema/keys)")
     init.add_argument("--force", action="store_true", help="replace an existing key")
     init.set_defaults(handler=run_init)
+
+    def api_options(action: argparse.ArgumentParser) -> None:
+        action.add_argument("--db", help="the server's database URL (default sqlite:///DATA/kinema.db)")
+        action.add_argument("--data", help="the server's data folder, for the default database "
+                            "(default $KINEMA_DATA_DIR or ~/.local/share/kinema/server)")
+
+    add = actions.add_parser("add", help="make an API key for `kinema serve` and print it once",
+                             description="Make an API key for `kinema serve`. It is printed once; the server "
+                             "stores only its SHA-256.")
+    add.add_argument("name", help="who or what the key is for")
+    api_options(add)
+    add.set_defaults(handler=run_add)
+    listing = actions.add_parser("list", help="list the server's API keys (ids, names, prefixes)")
+    api_options(listing)
+    listing.set_defaults(handler=run_list)
+    revoke = actions.add_parser("revoke", help="revoke API keys by name or id")
+    revoke.add_argument("name", help="key name or id (every active key with that name is revoked)")
+    api_options(revoke)
+    revoke.set_defaults(handler=run_revoke)

@@ -318,8 +318,10 @@ class VideoAutoencoder(nn.Module):
         tiles = _tiles(z.shape[3], z.shape[4], tile_latent, overlap_latent)
         states: list[CausalState] = [{} for _ in tiles]
         scale = self.cfg.spatial_downsample
-        for start in range(0, t, chunk):
-            z_chunk = z[:, :, start : start + chunk]
+        # Frame 0 alone, then equal chunks: the peak is one chunk of 4*chunk frames, whatever the duration.
+        starts = [0, *range(1, t, chunk)] if chunk < t else [0]
+        for start, end in zip(starts, [*starts[1:], t], strict=True):
+            z_chunk = z[:, :, start:end]
             if len(tiles) == 1:
                 yield self.decoder(z_chunk, states[0]).float()
                 continue

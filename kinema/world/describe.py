@@ -117,7 +117,7 @@ class Writer:
         if body.role == "occluder" and self.rng.random() < 0.5:
             words.append("large")
         words += [body.colour, self.pick(SHAPE_WORDS[body.shape])]
-        return "a " + " ".join(words)
+        return ("an " if words[0][0] in "aeiou" else "a ") + " ".join(words)
 
     def listing(self, names: list[str], size: bool | None = None) -> str:
         nouns = [self.noun(n, size) for n in names]

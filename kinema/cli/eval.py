@@ -1,0 +1,69 @@
+"""`kinema eval`: run the world-simulation benchmark through a checkpoint and write a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from kinema.errors import InputError
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r}: write it as WIDTHxHEIGHT, e.g. 128x128") from None
+    return width, height
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Load the checkpoint, run the suite and the bounds, write DIR/report.html and DIR/scores.json."""
+    import torch
+
+    from kinema.evaluation.runner import pipeline_generator, run_benchmark
+    from kinema.evaluation.suite import build_suite
+    from kinema.pipeline import Pipeline
+
+    if args.steps is not None and args.steps < 1:
+        raise InputError(f"--steps {args.steps}: choose at least 1")
+    torch.manual_seed(args.seed)
+    pipe = Pipeline.from_checkpoint(args.checkpoint)
+    width, height = args.size or pipe.resolve_size(128, 128)
+    pipe.resolve_size(width, height)  # fail now, not after the first case, if the checkpoint cannot make this size
+    cases = build_suite(args.cases, width, height, fps=8.0, num_frames=args.frames)
+    generate = pipeline_generator(pipe, seed=args.seed, steps=args.steps, width=width, height=height)
+    info = {"checkpoint": pipe.info.id, "checkpoint_sha256": pipe.info.sha256, "generated_size": f"{width}x{height}",
+            "seed": args.seed, "steps": args.steps or pipe.cfg.sampling.steps}
+    results = run_benchmark(generate, cases, args.out, info, bounds=not args.no_bounds, worst=args.worst,
+                            progress=not args.quiet)
+    if args.json:
+        print(json.dumps({k: v for k, v in results.items() if k != "case_scores"}, indent=1))
+    else:
+        overall = results["runs"]["model"]["overall"].get("score")
+        upper = results["runs"].get("upper", {}).get("overall", {}).get("score")
+        print(f"score {overall:.3f}" + (f" (upper bound {upper:.3f})" if upper is not None else "")
+              + f"; {results['seconds_per_case']:.2f} s per case; wrote {args.out}/report.html and {args.out}/scores.json")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `kinema eval`."""
+    p = subparsers.add_parser(
+        "eval", help="score a checkpoint on the physics-world benchmark",
+        description="Run the fixed, versioned suite of physics-world cases (text, image, extension and "
+        "interpolation tasks) through a checkpoint, score each against its simulation, and compare with the "
+        "bounds: a perturbed second simulation (upper), the first frame held still and noise (lower).",
+        epilog="example: kinema eval --cases 100 --out runs/eval --steps 20",
+    )
+    p.add_argument("--checkpoint", help="checkpoint folder (default: the shipped model, or $KINEMA_CHECKPOINT)")
+    p.add_argument("--cases", type=int, default=100, help="how many of the suite's cases to run, in order (default 100)")
+    p.add_argument("--out", default="runs/eval", help="folder for report.html, scores.json, charts and strips (default runs/eval)")
+    p.add_argument("--size", type=_size, help="WIDTHxHEIGHT to generate at (default 128x128); scored at least 64x64")
+    p.add_argument("--frames", type=int, default=17, help="frames per case, 1+4k (default 17: 2 s at 8 fps)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed; the same seed gives the same scores (default 0)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the checkpoint's)")
+    p.add_argument("--worst", type=int, default=4, help="strips of this many lowest-scoring cases in the report (default 4)")
+    p.add_argument("--no-bounds", action="store_true", help="skip the upper bound and the still/noise floors")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run_eval)

@@ -1,0 +1,130 @@
+"""Request checking for the Videos API: OpenAI-style errors, model/size/seconds, uploads by their bytes."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+# The model names the OpenAI SDK sends; all of them mean the loaded checkpoint.
+SDK_MODELS = ("sora-2", "sora-2-pro", "sora-2-2025-10-06", "sora-2-pro-2025-10-06", "sora-2-2025-12-08")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+
+
+class ApiError(Exception):
+    """An error answered as `{"error": {message, type, param, code}}` with an HTTP status."""
+
+    def __init__(self, status: int, message: str, code: str | None = None, param: str | None = None,
+                 type: str = "invalid_request_error", headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.code, self.param, self.type = status, message, code, param, type
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        """The JSON body OpenAI clients parse."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def bad_request(message: str, param: str | None = None, code: str | None = "invalid_value") -> ApiError:
+    """A 400 naming the parameter at fault."""
+    return ApiError(400, message, code=code, param=param)
+
+
+def not_found(video_id: str, what: str = "video") -> ApiError:
+    """A 404 that does not say whether the id exists for someone else."""
+    return ApiError(404, f"No {what} found with id '{video_id}'.", code=f"{what}_not_found", param="id")
+
+
+def check_model(model: str | None, names: tuple[str, ...]) -> str:
+    """The model name to echo back; any SDK or kinema name maps to the loaded checkpoint."""
+    model = (model or "").strip() or names[0]
+    if model not in names:
+        raise bad_request(f"model '{model}' is not served here; choose one of: {', '.join(names)}", "model")
+    return model
+
+
+def parse_size(size: str | None, resolve, default: tuple[int, int], limits: tuple[int, int]) -> tuple[int, int]:
+    """'WxH' -> (width, height) the checkpoint can make; `resolve` is `Pipeline.resolve_size`."""
+    if not size:
+        return default
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(size))
+    lo, hi = limits
+    allowed = f"WIDTHxHEIGHT with each side a multiple of 16 from {lo} to {hi} (default {default[0]}x{default[1]})"
+    if not match:
+        raise bad_request(f"size '{size}' is not WIDTHxHEIGHT; allowed: {allowed}", "size")
+    from kinema.errors import InputError
+
+    try:
+        return resolve(int(match[1]), int(match[2]))
+    except InputError as exc:
+        raise bad_request(f"size '{size}' is not one this checkpoint makes ({exc}); allowed: {allowed}",
+                          "size") from None
+
+
+def parse_seconds(seconds: str | float | None, default: float, max_seconds: float, param: str = "seconds") -> float:
+    """Duration in seconds from the SDK's string ('4'); positive and at most `max_seconds`."""
+    if seconds is None or seconds == "":
+        return default
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (0 < value <= max_seconds):
+        raise bad_request(f"seconds '{seconds}' is not allowed; choose a number above 0 and up to "
+                          f"{max_seconds:g} (e.g. '4', '8', '12')", param)
+    return value
+
+
+def seconds_label(value: float) -> str:
+    """'4' for 4.0, '2.5' for 2.5."""
+    return f"{value:g}"
+
+
+def sniff(data: bytes) -> str | None:
+    """The media type from a file's first bytes: PNG, JPEG, WebP or MP4 (ftyp box), else None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:8] == b"ftyp":
+        return "video/mp4"
+    return None
+
+
+def check_upload(data: bytes, allowed: tuple[str, ...], param: str, max_bytes: int) -> str:
+    """The sniffed type of an upload that is small enough and of an allowed type."""
+    if len(data) > max_bytes:
+        raise ApiError(413, f"{param} is {len(data)} bytes; the limit is {max_bytes} bytes",
+                       code="file_too_large", param=param)
+    kind = sniff(data)
+    if kind not in allowed:
+        names = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP", "video/mp4": "MP4"}
+        raise bad_request(f"{param} is not a {' / '.join(names[a] for a in allowed)} file (checked from its "
+                          "bytes, not its name)", param, code="invalid_file_type")
+    return kind
+
+
+def decode_image(data: bytes, param: str) -> np.ndarray:
+    """uint8 (H, W, 3) from image bytes already sniffed as PNG, JPEG or WebP."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB")).copy()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise bad_request(f"{param} could not be decoded as an image: {exc}", param, "invalid_file_type") from None
+
+
+def data_url_bytes(url: str, param: str) -> bytes:
+    """The bytes of a base64 `data:` URL; other URLs are refused because the server fetches nothing."""
+    match = re.fullmatch(r"data:[\w/+.-]*(;[\w=-]+)*;base64,(.*)", url.strip(), re.S)
+    if not match:
+        raise bad_request(f"{param}: only base64 data: URLs are accepted (this server fetches no URLs); "
+                          "upload the file instead", param)
+    try:
+        return base64.b64decode(match[2], validate=False)
+    except ValueError:
+        raise bad_request(f"{param}: the data: URL is not valid base64", param) from None

@@ -1,0 +1,262 @@
+"""The Videos API server against the official `openai` SDK: a real uvicorn server and the tiny checkpoint."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pytest
+from PIL import Image
+
+from kinema.io import read_video
+from kinema.pipeline import Pipeline
+from kinema.server import ServerSettings, Store, create_app, default_db_url
+from kinema.server.background import BackgroundServer, free_port
+from tests.tiny import make_tiny_checkpoint
+
+pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
+BLOCKED_PROMPT = "a man being decapitated with a sword, blood spraying everywhere"
+PROMPT = "a red ball rolls across the floor"
+
+
+class Server:
+    """A running server with its data folder, store and a helper to make SDK clients."""
+
+    def __init__(self, background: BackgroundServer, app, data_dir: Path):
+        self.background, self.app, self.data_dir = background, app, data_dir
+        self.store: Store = app.state.store
+        self.url = background.url
+
+    def client(self, key: str | None = None) -> openai.OpenAI:
+        """An SDK client with a fresh key (or the given one); no retries so errors surface at once."""
+        key = key or self.store.add_key("test")[1]
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=60)
+
+
+def start_server(folder: Path, **settings) -> Server:
+    """Tiny checkpoint, temp data folder and SQLite db, uvicorn in a thread."""
+    checkpoint = make_tiny_checkpoint(folder / "ckpt")
+    pipe = Pipeline.from_checkpoint(checkpoint)
+    data_dir = folder / "data"
+    app = create_app(pipe, ServerSettings(data_dir=data_dir, **settings))
+    return Server(BackgroundServer(app).start(), app, data_dir)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = start_server(tmp_path_factory.mktemp("server"), workers=2, rate=40.0, burst=30)
+    yield running
+    running.background.stop()
+
+
+def png(color=(200, 30, 30), size=(32, 32)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def auth(client: openai.OpenAI) -> dict:
+    return {"Authorization": f"Bearer {client.api_key}"}
+
+
+def test_create_and_poll_then_every_variant(server, tmp_path):
+    client = server.client()
+    video = client.videos.create_and_poll(prompt=PROMPT, model="sora-2", seconds="1", size="64x64",
+                                          poll_interval_ms=100)
+    assert video.status == "completed" and video.progress == 100, video.error
+    assert video.object == "video" and video.model == "sora-2" and video.seconds == "1" and video.size == "64x64"
+    assert video.completed_at >= video.created_at and video.prompt == PROMPT
+    assert client.videos.retrieve(video.id).model_dump() == video.model_dump()
+
+    client.videos.download_content(video.id).write_to_file(tmp_path / "v.mp4")
+    clip = read_video(tmp_path / "v.mp4")
+    assert clip.frames.shape == (8, 64, 64, 3) and clip.fps == pytest.approx(8)
+    thumbnail = Image.open(io.BytesIO(client.videos.download_content(video.id, variant="thumbnail").read()))
+    assert thumbnail.format == "PNG" and thumbnail.size == (64, 64)
+    sheet = Image.open(io.BytesIO(client.videos.download_content(video.id, variant="spritesheet").read()))
+    assert sheet.format == "JPEG" and sheet.width > 64
+
+    report = httpx.get(f"{server.url}/v1/videos/{video.id}/verify", headers=auth(client)).json()
+    assert report["kinema_generated"] and report["watermark"]["found"] and report["path"] == f"{video.id}.mp4"
+    preview = httpx.get(f"{server.url}/v1/videos/{video.id}/preview", headers=auth(client))
+    assert preview.status_code == 200 and preview.headers["content-type"] == "image/png"
+
+
+def test_image_reference_remix_extend_edit(server, tmp_path):
+    client = server.client()
+    source = client.videos.create_and_poll(prompt=PROMPT, input_reference=("start.png", png(), "image/png"),
+                                           seconds="1", model="kinema", poll_interval_ms=100)
+    assert source.status == "completed", source.error
+    client.videos.download_content(source.id).write_to_file(tmp_path / "source.mp4")
+    assert read_video(tmp_path / "source.mp4").frames[0].mean(axis=(0, 1))[0] > 100  # starts red
+
+    clip = ("clip.mp4", (tmp_path / "source.mp4").read_bytes(), "video/mp4")
+    remix = client.videos.remix(source.id, prompt="the ball turns blue")
+    extension = client.videos.extend(prompt="it keeps rolling", seconds="1", video=clip)
+    edit = client.videos.edit(prompt="at night", video=clip)
+    # SDK 3.57 refuses {"id": ...} video references client-side, so send one as JSON the API also accepts.
+    by_id = httpx.post(f"{server.url}/v1/videos/extensions", headers=auth(client),
+                       json={"prompt": "it keeps rolling", "seconds": "1", "video": {"id": source.id}})
+    assert by_id.status_code == 200, by_id.text
+    remix, extension, edit, by_id = (client.videos.poll(v_id, poll_interval_ms=100)
+                                     for v_id in (remix.id, extension.id, edit.id, by_id.json()["id"]))
+    assert remix.status == extension.status == edit.status == by_id.status == "completed"
+    assert remix.remixed_from_video_id == source.id and remix.size == source.size
+    assert float(extension.seconds) == float(by_id.seconds) == pytest.approx(2, abs=0.3)  # the stitched total
+    client.videos.download_content(extension.id).write_to_file(tmp_path / "extended.mp4")
+    assert len(read_video(tmp_path / "extended.mp4").frames) > 8
+
+    character = client.videos.create_character(name="ball", video=("c.mp4", (tmp_path / "source.mp4").read_bytes()))
+    assert client.videos.get_character(character.id).name == "ball"
+
+
+def test_list_pages_and_delete(server):
+    client = server.client()
+    ids = [client.videos.create(prompt=f"{PROMPT} {i}", seconds="1").id for i in range(3)]
+    first = client.videos.list(limit=2)
+    assert [v.id for v in first.data] == ids[::-1][:2] and first.has_more
+    assert [v.id for v in client.videos.list(limit=2)] == ids[::-1]  # auto-pagination follows `after`
+    assert [v.id for v in client.videos.list(order="asc", limit=1)] == ids
+    assert [v.id for v in server.client().videos.list()] == []  # another key sees none of them
+
+    for video_id in ids:
+        client.videos.poll(video_id, poll_interval_ms=100)
+    deleted = client.videos.delete(ids[0])
+    assert deleted.deleted and deleted.id == ids[0] and deleted.object == "video.deleted"
+    with pytest.raises(openai.NotFoundError):
+        client.videos.retrieve(ids[0])
+    assert not (server.data_dir / "videos" / ids[0]).exists()
+
+
+def test_errors_map_to_sdk_exceptions(server):
+    client = server.client()
+    with pytest.raises(openai.BadRequestError) as err:
+        client.videos.create(prompt=PROMPT, size="720x1280")
+    assert err.value.body["param"] == "size" and "multiple of 16" in err.value.message
+    assert err.value.body["type"] == "invalid_request_error"
+    with pytest.raises(openai.BadRequestError, match="sora-2") as err:
+        client.videos.create(prompt=PROMPT, model="veo-3")
+    assert err.value.body["param"] == "model"
+    with pytest.raises(openai.BadRequestError, match="up to 20"):
+        client.videos.create(prompt=PROMPT, seconds="99")
+    with pytest.raises(openai.BadRequestError) as err:
+        client.videos.create(prompt=BLOCKED_PROMPT)
+    assert err.value.code == "moderation_blocked"
+    with pytest.raises(openai.BadRequestError) as err:
+        client.videos.create(prompt=PROMPT, input_reference=("x.png", b"not really a png", "image/png"))
+    assert err.value.code == "invalid_file_type"
+    with pytest.raises(openai.APIStatusError) as err:
+        client.videos.create(prompt=PROMPT, input_reference=("x.png", png() + bytes(11 * 2**20), "image/png"))
+    assert err.value.status_code == 413
+    with pytest.raises(openai.AuthenticationError):
+        server.client("kn-wrong").videos.list()
+    assert httpx.get(f"{server.url}/v1/videos").status_code == 401
+
+    mine = client.videos.create(prompt=PROMPT, seconds="1")
+    other = server.client()
+    for call in (other.videos.retrieve, other.videos.delete, other.videos.download_content):
+        with pytest.raises(openai.NotFoundError):
+            call(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        other.videos.remix(mine.id, prompt="a green cube slides")
+    assert client.videos.retrieve(mine.id).id == mine.id
+
+
+def test_full_queue_and_rate_limit_answer_429(server):
+    client = server.client()
+    server.app.state.settings.queue_size = 0
+    try:
+        with pytest.raises(openai.RateLimitError) as err:
+            client.videos.create(prompt=PROMPT)
+        assert err.value.code == "queue_full"
+    finally:
+        server.app.state.settings.queue_size = 64
+    with pytest.raises(openai.RateLimitError) as err:
+        for _ in range(60):  # the fixture allows bursts of 30 at 40/s
+            client.videos.list(limit=1)
+    assert err.value.code == "rate_limit_exceeded"
+
+
+def test_keys_cli_and_page(server, capsys):
+    from kinema.cli import main
+
+    url = server.store.url
+    assert main(["keys", "add", "carol", "--db", url]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert key not in Path(url.split("///")[1]).read_bytes().decode("latin-1")  # only its hash is stored
+    client = server.client(key)
+    assert client.videos.list().data == []
+    assert main(["keys", "revoke", "carol", "--db", url]) == 0
+    with pytest.raises(openai.AuthenticationError):
+        client.videos.list()
+    page = httpx.get(f"{server.url}/")
+    assert page.status_code == 200 and 'id="prompt"' in page.text
+    assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def serve_subprocess(checkpoint: Path, data_dir: Path, port: int) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "kinema", "serve", "--checkpoint", str(checkpoint), "--data",
+                             str(data_dir), "--port", str(port), "--workers", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_killed_server_reruns_its_job_and_loses_nothing(tmp_path):
+    checkpoint = make_tiny_checkpoint(tmp_path / "ckpt")
+    data_dir = tmp_path / "data"
+    _, key = Store(default_db_url(data_dir)).add_key("restart")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+    process = serve_subprocess(checkpoint, data_dir, port)
+    try:
+        wait_for(lambda: healthy(url), 120, "the server to start")
+        ids = [client.videos.create(prompt=f"{PROMPT} {i}", seconds="4", size="64x64").id for i in range(3)]
+        running = wait_for(lambda: [v.id for v in client.videos.list() if v.status == "in_progress"], 60,
+                           "a job to start")
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        process = serve_subprocess(checkpoint, data_dir, port)
+        wait_for(lambda: healthy(url), 120, "the server to restart")
+        assert client.videos.retrieve(running[0]).status in ("queued", "in_progress")  # rerun, not lost
+        finished = [client.videos.poll(i, poll_interval_ms=100) for i in ids]
+        assert [v.status for v in finished] == ["completed"] * 3
+        data = client.videos.download_content(running[0]).read()
+        (tmp_path / "rerun.mp4").write_bytes(data)
+        assert read_video(tmp_path / "rerun.mp4").frames.shape == (32, 64, 64, 3)
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def test_upload_type_checked_from_bytes():
+    from kinema.server.inputs import sniff
+
+    assert sniff(png()) == "image/png" and sniff(b"\xff\xd8\xff\xe0") == "image/jpeg"
+    assert sniff(b"RIFF\0\0\0\0WEBPVP8 ") == "image/webp" and sniff(b"\0\0\0\x18ftypisom") == "video/mp4"
+    assert sniff(b"<html>") is None and np.frombuffer(png(), np.uint8).size > 0
