@@ -160,6 +160,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="folder with vae.safetensors and config.toml ([vae] table)")
     parser.add_argument("--clips", type=int, default=64, help="held-out world clips for (c)")
     parser.add_argument("--bf16", action="store_true", help="run (c) under bf16 autocast")
+    parser.add_argument("--parts", default="abc", help="which of (a) speed, (b) memory, (c) quality to run")
     parser.add_argument("--_child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_keep", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -170,11 +171,13 @@ def main() -> None:
     model = load_model(args.checkpoint)
     print(f"autoencoder: {model.num_params() / 1e6:.2f} M parameters, "
           f"{'checkpoint ' + args.checkpoint if args.checkpoint else 'untrained default config'}")
-    decode_speed(model)
-    peak_memory(args.checkpoint)
-    if args.checkpoint:
+    if "a" in args.parts:
+        decode_speed(model)
+    if "b" in args.parts:
+        peak_memory(args.checkpoint)
+    if "c" in args.parts and args.checkpoint:
         reconstruction(model, args.clips, args.bf16)
-    else:
+    elif "c" in args.parts:
         print("(c) skipped: pass --checkpoint DIR for reconstruction quality on world clips")
 
 

@@ -1,11 +1,12 @@
 """Watermark robustness: TPR per attack on watermarked clips, false positives on clean clips, PSNR.
 
-    .venv/bin/python benchmarks/watermark.py --clips 100
+    .venv/bin/python benchmarks/watermark.py --clips 100 --jobs 4
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import tempfile
 import time
 from pathlib import Path
@@ -76,37 +77,40 @@ def psnr(clean: np.ndarray, marked: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / max(mse, 1e-12)))
 
 
+def run_clip(seed: int) -> dict:
+    """Embed, attack and detect one watermarked clip; run the clean clip 10_000 + seed through two attacks."""
+    with tempfile.TemporaryDirectory() as tmp:
+        attack_fns = attacks(Path(tmp))
+        clean = load_clip(seed)
+        payload_id = (seed * 2654435761) % (1 << 24)
+        marked = embed_watermark(clean, payload_id)
+        marked_results = {name: detect_watermark(attack(marked)) for name, attack in attack_fns.items()}
+        # Clean clips under the mildest and the harshest processing.
+        other = load_clip(10_000 + seed)
+        clean_results = [detect_watermark(attack_fns[name](other)) for name in ("none", "all combined")]
+    return {"psnr": psnr(clean, marked), "payload_id": payload_id, "marked": marked_results, "clean": clean_results}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=100, help="watermarked clips, and as many clean ones")
+    parser.add_argument("--jobs", type=int, default=1, help="clips processed in parallel")
     args = parser.parse_args()
     start = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        attack_fns = attacks(Path(tmp))
-        found = {name: [] for name in attack_fns}
-        id_ok = {name: [] for name in attack_fns}
-        z_scores = {name: [] for name in attack_fns}
-        psnrs, false_positives, clean_p = [], 0, []
-        for seed in range(args.clips):
-            clean = load_clip(seed)
-            payload_id = (seed * 2654435761) % (1 << 24)
-            marked = embed_watermark(clean, payload_id)
-            psnrs.append(psnr(clean, marked))
-            for name, attack in attack_fns.items():
-                result = detect_watermark(attack(marked))
-                found[name].append(result.found)
-                id_ok[name].append(result.payload_id == payload_id)
-                z_scores[name].append(result.z_score)
-            # Clean clips under the mildest and the harshest processing.
-            for name in ("none", "all combined"):
-                result = detect_watermark(attack_fns[name](load_clip(10_000 + seed)))
-                false_positives += result.found
-                clean_p.append(result.p_value)
+    with multiprocessing.Pool(args.jobs) as pool:
+        runs = pool.map(run_clip, range(args.clips), chunksize=1)
+    names = list(runs[0]["marked"])
+    clean_p = [r.p_value for run in runs for r in run["clean"]]
+    false_positives = sum(r.found for run in runs for r in run["clean"])
+    psnrs = [run["psnr"] for run in runs]
     print(f"{args.clips} watermarked clips, {args.clips} clean clips (x2 attacks), threshold p <= {P_THRESHOLD:g}")
     print(f"{'attack':16} {'TPR':>6} {'id ok':>6} {'min z':>6} {'median z':>9}")
-    for name in attack_fns:
-        print(f"{name:16} {np.mean(found[name]):6.3f} {np.mean(id_ok[name]):6.3f} {np.min(z_scores[name]):6.2f} "
-              f"{np.median(z_scores[name]):9.2f}")
+    for name in names:
+        results = [run["marked"][name] for run in runs]
+        z_scores = [r.z_score for r in results]
+        id_ok = [r.payload_id == run["payload_id"] for r, run in zip(results, runs, strict=True)]
+        print(f"{name:16} {np.mean([r.found for r in results]):6.3f} {np.mean(id_ok):6.3f} {np.min(z_scores):6.2f} "
+              f"{np.median(z_scores):9.2f}")
     print(f"false positives: {false_positives}/{len(clean_p)} (smallest clean p-value {min(clean_p):.3g})")
     print(f"PSNR marked vs clean: mean {np.mean(psnrs):.2f} dB, min {np.min(psnrs):.2f} dB")
     print(f"time {time.time() - start:.0f} s")

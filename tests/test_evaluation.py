@@ -59,7 +59,7 @@ def test_analyzer_matches_rendered_pixels_exactly(small_suite):
                 if obj["paint"]:
                     expected[obj["paint"]] = expected.get(obj["paint"], 0) + frame["mark_pixels"]
             for colour, track in item.reference.tracks.items():
-                if expected.get(colour, 0) >= 50:  # slivers without a solid 2x2 core are dropped
+                if expected.get(colour, 0) >= 50:  # slivers without a solid 2x3 core are dropped
                     assert abs(track.area[k] - expected[colour]) <= max(12, 0.05 * expected[colour]), (item.case.id, k, colour)
                 elif colour not in expected:
                     assert not track.present[k], (item.case.id, k, colour)

@@ -43,6 +43,12 @@ def test_clean_clip_is_not_flagged(clip):
     assert result.p_value > P_THRESHOLD
 
 
+def test_noise_video_is_not_flagged():
+    noise = np.random.default_rng(0).integers(0, 256, size=(8, 96, 96, 3), dtype=np.uint8)
+    result = detect_watermark(noise)
+    assert not result.found and result.p_value > P_THRESHOLD
+
+
 def test_survives_crop_downscale_and_reencode(clip, tmp_path):
     marked = embed_watermark(clip, 42)
     cropped = marked[:, 13:-13, 13:-13]  # 10% per side

@@ -26,6 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="folder for latents-*.safetensors and captions.jsonl")
     p.add_argument("--count", type=int, default=1000, help="samples to encode (default 1000)")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--source", choices=("world", "folder"), help="override data.source (a training config "
+                   "that reads the cache names source = \"cache\"; encode from the world or a folder instead)")
+    p.add_argument("--workers", type=int, help="override data.num_workers")
     p.set_defaults(handler=run_cache)
 
 
@@ -37,6 +40,10 @@ def _load(args) -> RunConfig:
         run.train.out_dir = args.out
     if getattr(args, "init_from", None):
         run.train.init_from = args.init_from
+    if getattr(args, "source", None):
+        run.data.source = args.source
+    if getattr(args, "workers", None) is not None:
+        run.data.num_workers = args.workers
     return run
 
 

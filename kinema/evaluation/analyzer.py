@@ -2,7 +2,7 @@
 
 Shading scales a face's RGB by 0.7-1.0 and a lossy autoencoder blurs edges towards the floor; both keep the
 hue, so pixels are labelled by nearest palette hue among those saturated enough not to be floor. A colour's
-connected component counts only if it is big enough and holds at least one solid 2x2 block of that colour,
+connected component counts only if it is big enough and holds a solid block (2 rows by 3 columns) of that colour,
 which drops speckle from noise and decoder artefacts while keeping every pixel of a real object.
 """
 
@@ -20,7 +20,7 @@ MAX_HUE_DISTANCE = 20.0  # degrees; palette hues are 24-76 degrees apart
 MIN_SATURATION = 0.3  # floors are at most ~0.2
 MIN_VALUE = 0.2
 EIGHT_CONNECTED = np.ones((3, 3), bool)
-CORE = np.ones((2, 2), bool)  # a paint trail seen edge-on is only 2-3 pixels tall at 64x64
+CORE = np.ones((2, 3), bool)  # 2 rows x 3 columns: a paint trail seen edge-on is only 2-3 pixels tall at 64x64
 
 
 def hue_saturation_value(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

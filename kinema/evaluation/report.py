@@ -21,10 +21,10 @@ img{max-width:100%;image-rendering:pixelated}figure{margin:0 0 1.5em}"""
 
 
 def normalised(model: float | None, upper: float | None, floor: float | None) -> float | None:
-    """(model - floor) / (upper - floor), the share of the way from the floor to the ceiling; None if undefined."""
+    """(model - floor) / (upper - floor) clipped to [0, 1] as Physics-IQ clips; None if undefined."""
     if model is None or upper is None or floor is None or upper - floor <= 1e-6:
         return None
-    return (model - floor) / (upper - floor)
+    return min(1.0, max(0.0, (model - floor) / (upper - floor)))
 
 
 def bar_chart(path: Path, title: str, groups: list[str], runs: dict[str, dict[str, float | None]]) -> Path:
@@ -93,7 +93,7 @@ def write_report(out: Path, results: dict, worst: list[dict]) -> Path:
              f"steps {results.get('steps')} · {results.get('seconds_per_case', 0):.2f} s per case</p>",
              "<p class=note>Accuracy metrics lie in [0, 1], higher is better. The upper bound scores a second "
              "simulation with a tiny perturbation; the floors are the first frame held still and uniform noise. "
-             "normalised = (model − still) / (upper − still). trajectory_error is a fraction of the frame diagonal "
+             "normalised = (model − still) / (upper − still), clipped to [0, 1]. trajectory_error is a fraction of the frame diagonal "
              "(lower is better); mirror is the share of motions made the opposite way.</p>"]
     overview = {r: {f: runs[r]["families"][f].get("score") for f in families} | {"overall": runs[r]["overall"].get("score")}
                 for r in runs}

@@ -123,12 +123,14 @@ def check(prompt: str, policy: Policy | None = None) -> Verdict:
     policy = policy or Policy.from_env()
     text = normalise(prompt)
     terms = find_terms(text)
-    probs = classifier.probabilities(text)
-    if "minors_sexual" in terms or (
-        "minors" in terms and ("sexual" in terms or probs["sexual"] >= MINORS_SEXUAL_THRESHOLD)
-    ):
-        return Verdict(False, "sexual", MINORS_REASON, 1.0 if "sexual" in terms else probs["sexual"])
-    scores = {category: 1.0 if category in terms else probs[category] for category in CATEGORIES}
+    if "minors_sexual" in terms or ("minors" in terms and "sexual" in terms):
+        return Verdict(False, "sexual", MINORS_REASON, 1.0)
+    # The classifier is most of a check's time: skip it when a listed term already refuses the prompt.
+    listed_refusal = any(c in terms for c in policy.enabled_categories)
+    probs = None if listed_refusal and "minors" not in terms else classifier.probabilities(text)
+    if "minors" in terms and probs["sexual"] >= MINORS_SEXUAL_THRESHOLD:
+        return Verdict(False, "sexual", MINORS_REASON, probs["sexual"])
+    scores = {c: 1.0 if c in terms else probs[c] if probs else 0.0 for c in CATEGORIES}
     refused = [c for c in CATEGORIES if c in policy.enabled_categories and scores[c] >= policy.thresholds[c]]
     if not refused:
         return Verdict(True, None, "no policy category matched", max(scores.values()))

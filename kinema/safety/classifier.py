@@ -19,6 +19,8 @@ DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "safety"
 TRAIN_PATH = DATA_DIR / "train.jsonl"
 HEAD_PATH = DATA_DIR / "head.safetensors"
 EMBED_DIM = 384
+# Prompts past 64 tokens are rare, and cutting there bounds the cost of a check.
+MAX_TOKENS = 64
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ def embed(texts: list[str], batch_size: int = 64) -> torch.Tensor:
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             batch = tokenizer([squeeze(t) for t in texts[start:start + batch_size]], padding=True,
-                              truncation=True, max_length=128, return_tensors="pt")
+                              truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
             hidden = model(**batch).last_hidden_state  # (B, L, 384)
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, 384)

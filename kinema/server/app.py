@@ -4,9 +4,9 @@ Paths, fields and response shapes follow the `openai` SDK's `client.videos` reso
 SDK works with `base_url` pointed here. Every model name it sends means the one loaded checkpoint.
 """
 
-import json
 import shutil
 import tempfile
+import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kinema.errors import InputError, RefusedError
@@ -36,6 +35,7 @@ from kinema.server.inputs import (
     not_found,
     parse_seconds,
     parse_size,
+    read_body,
     seconds_label,
 )
 from kinema.server.store import KeyRecord, Store, VideoJob, default_db_url, new_job, video_dict
@@ -73,15 +73,19 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
     default_size, size_limits = (s.width, s.height), (s.min_side, s.max_side)
     model_names = ("kinema", pipe.cfg.name, pipe.info.id, *SDK_MODELS)
     max_upload = settings.max_upload_bytes
+    moderation_lock = threading.Lock()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        from kinema import safety
+
+        await run_in_threadpool(safety.load)  # so the first request does not pay for loading the classifier
         pool.start()
         yield
         await run_in_threadpool(pool.stop)
 
     app = FastAPI(title="kinema Videos API", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
-    app.state.store, app.state.pool, app.state.settings = store, pool, settings
+    app.state.store, app.state.pool, app.state.settings, app.state.limiter = store, pool, settings, limiter
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -120,7 +124,14 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
             raise not_found(video_id)
         return job
 
+    def queue_full() -> ApiError:
+        return ApiError(429, f"The queue is full ({settings.queue_size} videos waiting); try again shortly.",
+                        code="queue_full", type="requests", headers={"retry-after-ms": "1000"})
+
     def moderate(prompt: str) -> None:
+        """Refuse a prompt before any work is queued; a full queue answers 429 before paying for the check."""
+        if store.queued_count() >= settings.queue_size:
+            raise queue_full()
         if not prompt.strip():
             raise bad_request("prompt is required: describe the video to make", "prompt", "missing_required_parameter")
         if len(prompt) > MAX_PROMPT_CHARS:
@@ -128,7 +139,8 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
         from kinema import safety
 
         try:
-            safety.enforce(prompt)
+            with moderation_lock:  # one classifier pass at a time: concurrent ones only fight for the cores
+                safety.enforce(prompt)
         except RefusedError as exc:
             raise ApiError(400, f"Your request was rejected by the safety system: {exc}", code="moderation_blocked",
                            param="prompt") from None
@@ -144,8 +156,7 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
                 (folder / name).write_bytes(content)
         if store.add_video(job, settings.queue_size) is None:
             shutil.rmtree(folder, ignore_errors=True)
-            raise ApiError(429, f"The queue is full ({settings.queue_size} videos waiting); try again shortly.",
-                           code="queue_full", type="requests", headers={"retry-after-ms": "1000"})
+            raise queue_full()
         pool.wake()
         return video_dict(job)
 
@@ -361,41 +372,3 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
         return await run_in_threadpool(queue_edit, key, prompt, source, video, fields, video_id)
 
     return app
-
-
-async def read_body(request: Request, max_upload: int) -> tuple[dict[str, str], dict[str, bytes]]:
-    """Fields and uploaded files from a multipart, form or JSON body; nested JSON objects become `a[b]` keys."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > max_upload + 1024 * 1024:
-        raise ApiError(413, f"request body is {length} bytes; uploads are limited to {max_upload} bytes",
-                       code="file_too_large")
-    content_type = request.headers.get("content-type", "")
-    fields: dict[str, str] = {}
-    files: dict[str, bytes] = {}
-    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        async with request.form(max_files=4, max_fields=64) as form:
-            for name, value in form.multi_items():
-                if isinstance(value, UploadFile):
-                    data = await value.read(max_upload + 1)
-                    if len(data) > max_upload:
-                        raise ApiError(413, f"{name} is larger than the {max_upload}-byte upload limit",
-                                       code="file_too_large", param=name)
-                    files[name] = data
-                else:
-                    fields[name] = value
-        return fields, files
-    raw = await request.body()
-    if not raw.strip():
-        return fields, files
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise bad_request("the request body is not valid JSON or multipart form data", None) from None
-    if not isinstance(body, dict):
-        raise bad_request("the request body must be a JSON object", None)
-    for name, value in body.items():
-        if isinstance(value, dict):
-            fields.update({f"{name}[{k}]": str(v) for k, v in value.items()})
-        elif value is not None:
-            fields[name] = str(value)
-    return fields, files

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
 
 # The model names the OpenAI SDK sends; all of them mean the loaded checkpoint.
 SDK_MODELS = ("sora-2", "sora-2-pro", "sora-2-2025-10-06", "sora-2-pro-2025-10-06", "sora-2-2025-12-08")
@@ -128,3 +131,41 @@ def data_url_bytes(url: str, param: str) -> bytes:
         return base64.b64decode(match[2], validate=False)
     except ValueError:
         raise bad_request(f"{param}: the data: URL is not valid base64", param) from None
+
+
+async def read_body(request: Request, max_upload: int) -> tuple[dict[str, str], dict[str, bytes]]:
+    """Fields and uploaded files from a multipart, form or JSON body; nested JSON objects become `a[b]` keys."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > max_upload + 1024 * 1024:
+        raise ApiError(413, f"request body is {length} bytes; uploads are limited to {max_upload} bytes",
+                       code="file_too_large")
+    content_type = request.headers.get("content-type", "")
+    fields: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        async with request.form(max_files=4, max_fields=64) as form:
+            for name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    data = await value.read(max_upload + 1)
+                    if len(data) > max_upload:
+                        raise ApiError(413, f"{name} is larger than the {max_upload}-byte upload limit",
+                                       code="file_too_large", param=name)
+                    files[name] = data
+                else:
+                    fields[name] = value
+        return fields, files
+    raw = await request.body()
+    if not raw.strip():
+        return fields, files
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise bad_request("the request body is not valid JSON or multipart form data", None) from None
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object", None)
+    for name, value in body.items():
+        if isinstance(value, dict):
+            fields.update({f"{name}[{k}]": str(v) for k, v in value.items()})
+        elif value is not None:
+            fields[name] = str(value)
+    return fields, files

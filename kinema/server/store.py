@@ -163,10 +163,8 @@ class Store:
     def add_video(self, job: VideoJob, max_queued: int | None = None) -> VideoJob | None:
         """Queue a job; None when `max_queued` jobs are already waiting."""
         with self._write, self.session() as s, s.begin():
-            if max_queued is not None:
-                queued = s.scalar(select(func.count()).select_from(VideoJob).where(VideoJob.status == "queued"))
-                if queued >= max_queued:
-                    return None
+            if max_queued is not None and self.queued_count() >= max_queued:
+                return None
             s.add(job)
         return job
 
@@ -237,6 +235,11 @@ class Store:
         with self._write, self.session() as s, s.begin():
             return s.execute(update(VideoJob).where(VideoJob.status == "in_progress")
                              .values(status="queued", progress=0)).rowcount
+
+    def queued_count(self) -> int:
+        """Jobs waiting for a worker."""
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(VideoJob).where(VideoJob.status == "queued"))
 
     def counts(self) -> dict[str, int]:
         """Jobs per status."""

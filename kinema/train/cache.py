@@ -20,9 +20,12 @@ def build_cache(run: RunConfig, out: str | Path, count: int, batch_size: int = 8
     """Encode `count` samples of run.data with the autoencoder of run.train.init_from into `out`."""
     from kinema.models.vae import VideoAutoencoder
     from kinema.train.data import build_dataset
+    from kinema.train.trainer import adopt_autoencoder
 
     if not run.train.init_from:
         raise ConfigError("train.init_from: the cache needs a checkpoint with a trained autoencoder")
+    run.train.stage = "dit"
+    adopt_autoencoder(run)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     vae = VideoAutoencoder(run.model.vae).eval().requires_grad_(False)

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from kinema.checkpoint import load_state, save_checkpoint
+from kinema.checkpoint import load_config, load_state, save_checkpoint
 from kinema.config import RunConfig, dump_toml, to_dict
 from kinema.errors import ConfigError
 from kinema.train import distributed
@@ -194,8 +194,15 @@ def _card(run: RunConfig, step: int, loss: float, seconds: float, device: torch.
     )
 
 
+def adopt_autoencoder(run: RunConfig) -> None:
+    """The transformer stage uses init_from's autoencoder exactly as trained, latent scale included."""
+    if run.train.stage == "dit" and run.train.init_from:
+        run.model.vae = load_config(run.train.init_from).vae
+
+
 def train(run: RunConfig, resume: bool = False, show_progress: bool = True) -> Path:
     """Run (or resume) the training a RunConfig describes; returns the last checkpoint folder."""
+    adopt_autoencoder(run)
     env = distributed.setup()
     try:
         return _train(run, env, resume, show_progress)
