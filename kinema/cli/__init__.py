@@ -30,7 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _release_large_buffers() -> None:
+    """Serve big tensors from mmap so freed decode chunks go back to the OS (glibc only): long videos then
+    decode in flat memory instead of a heap that fragments as chunks come and go."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _release_large_buffers()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="kinema: %(message)s")
