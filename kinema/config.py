@@ -203,7 +203,8 @@ class TrainConfig:
     parallel: str = "ddp"  # "ddp" or "fsdp" when launched with torchrun
     checkpoint_every: int = 500
     keep_last: int = 2
-    sample_every: int = 0
+    sample_every: int = 0  # transformer stage: write a sample video from the EMA weights every N steps
+    sample_prompt: str = "a red sphere rolls from left to right"
     log_every: int = 10
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0: no limit
     seed: int = 0

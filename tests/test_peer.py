@@ -43,6 +43,7 @@ from diffusers.models.attention import FeedForward  # noqa: E402
 from diffusers.models.embeddings import PixArtAlphaTextProjection, TimestepEmbedding, Timesteps  # noqa: E402
 from diffusers.models.transformers.transformer_wan import (  # noqa: E402
     WanAttention,
+    WanAttnProcessor,
     WanRotaryPosEmbed,
     WanTransformerBlock,
 )
@@ -153,7 +154,7 @@ def test_self_attention_matches_at_one_head_and_differs_in_qk_norm_at_more():
         with torch.no_grad():
             kinema.q_norm.weight.uniform_(0.5, 1.5)
             kinema.k_norm.weight.uniform_(0.5, 1.5)
-        wan = WanAttention(WIDTH, heads=heads, dim_head=WIDTH // heads, eps=1e-6)
+        wan = WanAttention(WIDTH, heads=heads, dim_head=WIDTH // heads, eps=1e-6, processor=WanAttnProcessor())
         if heads == 1:
             copy_self_attention(kinema, wan, rope_permutation(WIDTH))
             head_cos, head_sin = cos, sin

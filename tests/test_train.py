@@ -83,6 +83,19 @@ def test_two_processes_equal_one_on_the_same_global_batch(cache, single, tmp_pat
     assert_close(weights(out, 4), weights(single, 4), tol=1e-5)
 
 
+def test_sample_videos_during_training(cache, tmp_path):
+    from tests.tiny import make_tiny_checkpoint
+
+    config = run_config(cache, tmp_path / "run", steps=2, batch_size=2)
+    config.train.init_from = str(make_tiny_checkpoint(tmp_path / "init"))
+    config.train.sample_every = 2
+    train(config, show_progress=False)
+    from kinema.io import read_video
+
+    sample = read_video(tmp_path / "run" / "samples" / "step-0000002.mp4")
+    assert sample.frames.shape[0] == 16
+
+
 def test_resume_matches_an_unbroken_run(cache, single, tmp_path):
     out = tmp_path / "resumed"
     train(run_config(cache, out, steps=2, batch_size=4), show_progress=False)

@@ -281,6 +281,8 @@ def _train(run: RunConfig, env: distributed.Dist, resume: bool, show_progress: b
         out_of_time = _out_of_time(cfg.max_minutes, started, env)
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or out_of_time:
             last = _save(run, out, step + 1, model, ema, optimizer, scheduler, env, stage, smoothed, time.time() - started)
+        if cfg.sample_every and cfg.stage == "dit" and (step + 1) % cfg.sample_every == 0 and env.is_main:
+            _write_sample(run, stage, ema, out / "samples" / f"step-{step + 1:07d}.mp4")
         if out_of_time:
             if env.is_main:
                 tqdm.write(f"kinema train: stopping at step {step + 1}: train.max_minutes = {cfg.max_minutes} reached")
@@ -292,6 +294,24 @@ def _train(run: RunConfig, env: distributed.Dist, resume: bool, show_progress: b
         dirs = _checkpoint_dirs(out)
         last = dirs[-1] if dirs else out
     return last
+
+
+def _write_sample(run: RunConfig, stage: Stage, ema: nn.Module, path: Path) -> None:
+    """A short clip from the EMA weights, to watch a run learn (unsigned: it is a training artefact)."""
+    from kinema.io import write_video
+    from kinema.models.vae import VideoAutoencoder
+    from kinema.pipeline import GenerationRequest, Pipeline
+
+    vae = getattr(stage, "vae", None)
+    if vae is None:
+        vae = VideoAutoencoder(run.model.vae).eval()
+        vae.load_state_dict(load_state(run.train.init_from, "vae"))
+    dit = copy.deepcopy(ema) if not any(hasattr(p, "to_local") for p in ema.parameters()) else None
+    if dit is None:  # FSDP-sharded EMA: sampling would need every rank; skip rather than gather here
+        return
+    pipe = Pipeline(run.model, dit, vae, stage.text)
+    result = pipe.generate(GenerationRequest(run.train.sample_prompt, seconds=2.0, check_safety=False))
+    write_video(path, result.frames, result.fps)
 
 
 def _out_of_time(max_minutes: float, started: float, env: distributed.Dist) -> bool:
