@@ -15,7 +15,7 @@ RUNS = [
     ["benchmarks.safety"],
     ["benchmarks.watermark", "--clips", "10"],
     ["benchmarks.server"],
-    ["benchmarks.peer"],
+    ["benchmarks.peer", "--quick"],
 ]
 
 

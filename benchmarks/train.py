@@ -18,11 +18,17 @@ SIZES = {"S (6x256)": (6, 256, 4), "M (8x384)": (8, 384, 6), "L (12x512)": (12, 
 
 
 def step_flops(model: DiffusionTransformer, tokens: int, text_tokens: int, batch: int) -> float:
-    """Forward + backward FLOPs of one step: 3x (2 per weight per token + attention scores and sums)."""
+    """Forward + backward FLOPs of one step: 3x the forward's per-token matmuls and attention.
+
+    Only weights applied to every video token count; modulation and the time/text MLPs run once per
+    sample, and text keys/values once per text token.
+    """
     cfg = model.cfg
-    linear = sum(p.numel() for n, p in model.named_parameters() if p.ndim == 2)
+    per_token = ("patch_embed", "attn.qkv", "attn.proj", "cross_attn.q.", "cross_attn.proj", "mlp.", "final.linear")
+    linear = sum(p.numel() for n, p in model.named_parameters() if p.ndim == 2 and any(k in n for k in per_token))
+    text_kv = sum(p.numel() for n, p in model.named_parameters() if "cross_attn.kv" in n)
     attention = 4 * cfg.depth * cfg.width * (tokens * tokens + tokens * text_tokens)
-    return 3 * batch * (2 * linear * tokens + attention)
+    return 3 * batch * (2 * linear * tokens + 2 * text_kv * text_tokens + attention)
 
 
 def measure(depth: int, width: int, heads: int, batch: int, latent: tuple[int, int, int], bf16: bool, device: str):
