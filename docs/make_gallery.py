@@ -23,7 +23,7 @@ PROMPTS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--out", default="docs/media/gallery")
     args = parser.parse_args()
     pipe = Pipeline.from_checkpoint(args.checkpoint)
