@@ -5,15 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from kinema.cli.generate import parse_size
 from kinema.errors import InputError
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r}: write it as WIDTHxHEIGHT, e.g. 128x128") from None
-    return width, height
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -58,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="checkpoint folder (default: the shipped model, or $KINEMA_CHECKPOINT)")
     p.add_argument("--cases", type=int, default=100, help="how many of the suite's cases to run, in order (default 100)")
     p.add_argument("--out", default="runs/eval", help="folder for report.html, scores.json, charts and strips (default runs/eval)")
-    p.add_argument("--size", type=_size, help="WIDTHxHEIGHT to generate at (default 128x128); scored at least 64x64")
+    p.add_argument("--size", type=parse_size, help="WIDTHxHEIGHT to generate at (default 128x128); scored at least 64x64")
     p.add_argument("--frames", type=int, default=17, help="frames per case, 1+4k (default 17: 2 s at 8 fps)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed; the same seed gives the same scores (default 0)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the checkpoint's)")
