@@ -47,6 +47,7 @@ def save_checkpoint(
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp.chmod(0o755)
     try:
         (tmp / "config.toml").write_text(dump_toml(to_dict(cfg)))
         if dit_state is not None:
