@@ -7,8 +7,6 @@ transformer, decodes with the autoencoder, and, when asked to write a file, wate
 
 from __future__ import annotations
 
-import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +25,8 @@ from kinema.checkpoint import (
 )
 from kinema.config import ModelConfig
 from kinema.errors import InputError
-from kinema.io import Video, fit_frames, frames_to_tensor, tensor_to_frames
+from kinema.io import Video, frames_to_tensor, tensor_to_frames
 from kinema.plan import LatentPlan, plan_request
-
-log = logging.getLogger("kinema.pipeline")
 
 TASKS = ("text", "image", "extend", "interpolate", "fill", "connect", "edit", "loop", "storyboard")
 MAX_PROMPT_CHARS = 2000
@@ -332,15 +328,3 @@ class Pipeline:
         result.provenance = {"watermarked": status.watermarked, "watermark_id": status.payload_id,
                              "signed": status.signed, "message": status.message}
         return result
-
-
-def fit_to(frames: np.ndarray, width: int, height: int, mode: str) -> np.ndarray:
-    """Fit input frames to the output size, by the request's fit mode."""
-    return fit_frames(frames, width, height, mode)
-
-
-def frames_for_seconds(seconds: float, fps: float) -> int:
-    """Pixel frames for a duration (at least one)."""
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise InputError(f"seconds {seconds}: must be positive")
-    return max(1, round(seconds * fps))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from kinema.errors import InputError
+from kinema.io import fit_frames
 
 if TYPE_CHECKING:
     from kinema.pipeline import GenerationRequest, Pipeline
@@ -76,12 +77,6 @@ def plan_windows(known: torch.Tensor, window: int, context: int, backward: bool 
     return spans
 
 
-def _fit(pipe: Pipeline, frames: np.ndarray, width: int, height: int, mode: str) -> np.ndarray:
-    from kinema.io import fit_frames
-
-    return fit_frames(frames, width, height, mode)
-
-
 def _blend(frames: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Linear blends of `frames` at fractional frame `positions`."""
     low = np.floor(positions).astype(int).clip(0, len(frames) - 1)
@@ -115,7 +110,7 @@ def plan_request(pipe: Pipeline, request: GenerationRequest, width: int, height:
     def need_video(name: str, video) -> np.ndarray:
         if video is None:
             raise InputError(f"the {task} task needs {name}")
-        return _fit(pipe, video.frames, width, height, request.fit)
+        return fit_frames(video.frames, width, height, request.fit)
 
     if task in ("text", "loop", "storyboard"):
         total = latent_count(new_frames)
@@ -154,7 +149,7 @@ def plan_request(pipe: Pipeline, request: GenerationRequest, width: int, height:
     if task == "image":
         if request.image is None:
             raise InputError("the image task needs an image (--image)")
-        image = _fit(pipe, request.image[None], width, height, request.fit)
+        image = fit_frames(request.image[None], width, height, request.fit)
         total = latent_count(new_frames)
         latent, known = empty(total)
         if request.image_at == "start":

@@ -101,3 +101,25 @@ def test_resume_matches_an_unbroken_run(cache, single, tmp_path):
     train(run_config(cache, out, steps=2, batch_size=4), show_progress=False)
     train(run_config(cache, out, steps=4, batch_size=4), resume=True, show_progress=False)
     assert_close(weights(out, 4), weights(single, 4), tol=1e-6)
+
+
+def test_autoencoder_checkpoint_records_a_fitted_latent_scale(tmp_path):
+    import numpy as np
+
+    from kinema.checkpoint import load_config
+    from kinema.config import VAEConfig
+    from kinema.io import write_video
+
+    for i in range(2):
+        frames = np.full((9, 32, 32, 3), 40 + 80 * i, np.uint8)
+        frames[:, 8:20, 8:20] = 250
+        write_video(tmp_path / "videos" / f"clip{i}.mp4", frames, 8)
+    config = RunConfig(
+        model=ModelConfig(vae=VAEConfig(base_channels=8)),
+        data=DataConfig(source="folder", path=str(tmp_path / "videos"), width=32, height=32, num_frames=9,
+                        num_workers=0, image_fraction=0.0),
+        train=TrainConfig(stage="vae", out_dir=str(tmp_path / "run"), steps=2, batch_size=2, checkpoint_every=2),
+    )
+    folder = train(config, show_progress=False)
+    vae = load_config(folder).vae
+    assert vae.latent_scale != 1.0 and vae.latent_shift != 0.0

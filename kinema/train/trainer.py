@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import math
 import os
 import shutil
@@ -28,7 +27,6 @@ from kinema.errors import ConfigError
 from kinema.train import distributed
 from kinema.train.data import batch_indices, build_dataset, collate
 
-log = logging.getLogger("kinema.train")
 STATE_FILE = "train_state.pt"
 
 
@@ -83,6 +81,7 @@ class VAEStage(Stage):
         from kinema.models.losses import vae_loss
 
         video = batch["video"]
+        self.last_video = video  # fit_latent_stats at checkpoint time reads a real batch
         train = self.run.train
         # Some batches are images, so the first-frame path (an image is a one-frame video) is trained too.
         if self.run.data.image_fraction > 0:
@@ -220,8 +219,6 @@ def _train(run: RunConfig, env: distributed.Dist, resume: bool, show_progress: b
         (out / "run.toml").write_text(dump_toml(to_dict(run)))
     torch.manual_seed(cfg.seed)
     stage = VAEStage(run) if cfg.stage == "vae" else DiTStage(run, env.device)
-    if cfg.stage == "dit" and run.model.dit.gradient_checkpointing:
-        log.info("gradient checkpointing on")
     model = stage.model.to(env.device)
     ema = copy.deepcopy(model).requires_grad_(False)
     if env.is_main:
@@ -349,6 +346,8 @@ def _save(run, out, step, model, ema, optimizer, scheduler, env, stage, loss, se
         dit_state = ema_state if run.train.stage == "dit" else None
         if run.train.stage == "dit" and run.train.init_from:
             vae_state = load_state(run.train.init_from, "vae")
+        if run.train.stage == "vae" and getattr(stage, "last_video", None) is not None:
+            _fit_latent_scale(run, ema_state, stage.last_video)
         card = _card(run, step, loss, seconds, env.device, env.world_size)
         tmp_state = out / f".{STATE_FILE}.tmp"
         torch.save({"step": step, "model": model_state, "optimizer": optim_state, "ema": ema_state,
@@ -362,6 +361,16 @@ def _save(run, out, step, model, ema, optimizer, scheduler, env, stage, loss, se
     if env.enabled:
         torch.distributed.barrier()
     return folder
+
+
+@torch.no_grad()
+def _fit_latent_scale(run: RunConfig, vae_state: dict, video: torch.Tensor) -> None:
+    """Set the saved autoencoder's latent shift and scale so the transformer sees unit-scale latents."""
+    from kinema.models.vae import VideoAutoencoder, fit_latent_stats
+
+    vae = VideoAutoencoder(run.model.vae).eval()
+    vae.load_state_dict(vae_state)
+    run.model.vae.latent_shift, run.model.vae.latent_scale = fit_latent_stats(vae, [video.float()])
 
 
 def _load_state(out, model, ema, optimizer, scheduler, env) -> int:
