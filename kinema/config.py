@@ -19,7 +19,7 @@ class VAEConfig:
     """Causal 3-D video autoencoder: 4x in time, 8x in space."""
 
     in_channels: int = 3
-    latent_channels: int = 8
+    latent_channels: int = 16
     base_channels: int = 32
     # One level per entry; every level after the first halves space and time (so 3 levels: 4x in time).
     channel_mult: tuple[int, ...] = (1, 2, 4)
@@ -32,13 +32,16 @@ class VAEConfig:
     # Latents are normalised as (z - latent_shift) * latent_scale before the transformer sees them.
     latent_shift: float = 0.0
     latent_scale: float = 1.0
+    # Parameter-free space/time-to-channel shortcuts around every resampling step and the bottleneck
+    # (as in DC-AE): the network starts near a box-filter codec and learns the residual.
+    shortcuts: bool = True
 
 
 @dataclass
 class DiTConfig:
     """Spacetime diffusion transformer over 1x2x2 latent patches."""
 
-    latent_channels: int = 8
+    latent_channels: int = 16
     patch_size: tuple[int, int, int] = (1, 2, 2)
     depth: int = 6
     width: int = 256
@@ -50,6 +53,9 @@ class DiTConfig:
     rope_theta: float = 10000.0
     # Add the masked mean of the text token states to the timestep conditioning.
     pooled_text: bool = True
+    # One adaLN projection shared by all blocks plus a learned table per block (as Wan does) instead
+    # of a Linear(width, 6 width) in every block: ~6 width^2 fewer parameters per block.
+    shared_modulation: bool = True
 
 
 @dataclass
@@ -208,10 +214,16 @@ class TrainConfig:
     log_every: int = 10
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0: no limit
     seed: int = 0
-    # Autoencoder stage loss weights.
+    # Autoencoder stage loss weights. Squared error is what PSNR measures; L1 alone favours the floor
+    # (a median) over the small objects, which is why it is off by default.
     kl_weight: float = 1e-6
-    ssim_weight: float = 0.2
+    mse_weight: float = 1.0
+    l1_weight: float = 0.0
+    ssim_weight: float = 0.0
     crop: int = 0  # random spatial crop for the autoencoder stage (0: whole frame)
+    # Autoencoder stage: train the decoder only. The latents stay exactly as they were, so a transformer
+    # trained on them (or a latent cache) stays valid.
+    freeze_encoder: bool = False
 
 
 @dataclass

@@ -1,4 +1,5 @@
 import pytest
+import dataclasses
 import torch
 
 from kinema.config import DiTConfig
@@ -53,8 +54,9 @@ def test_output_shape_any_size_and_length(T, H, W):
     assert torch.isfinite(out).all()
 
 
-def test_param_count_matches_architecture():
-    model = make_model(live=False)
+@pytest.mark.parametrize("shared", [True, False])
+def test_param_count_matches_architecture(shared):
+    model = make_model(dataclasses.replace(TINY, shared_modulation=shared), live=False)
     D, C, E, hd, hidden, pv = 64, 4, 16, 32, 128, 4
     cin = 2 * C + 1
     embed = (cin * pv * D + D) + (256 * D + D + D * D + D) + 2 * (E * D + D + D * D + D)
@@ -63,10 +65,10 @@ def test_param_count_matches_architecture():
         + 2 * D  # cross-attention pre-norm
         + (D * D + D) + (2 * D * D + 2 * D) + 2 * hd + (D * D + D)  # cross-attention
         + (D * hidden + hidden + hidden * D + D)  # MLP
-        + (6 * D * D + 6 * D)  # adaLN modulation
+        + (6 * D if shared else 6 * D * D + 6 * D)  # adaLN: the block's table, or its own projection
     )
     final = (2 * D * D + 2 * D) + (D * pv * C + pv * C)
-    expected = embed + 2 * block + final
+    expected = embed + 2 * block + final + (6 * D * D + 6 * D if shared else 0)
     print(f"tiny DiT parameters: {model.num_params():,}")
     assert model.num_params() == expected == sum(p.numel() for p in model.parameters())
 

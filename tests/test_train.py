@@ -123,3 +123,37 @@ def test_autoencoder_checkpoint_records_a_fitted_latent_scale(tmp_path):
     folder = train(config, show_progress=False)
     vae = load_config(folder).vae
     assert vae.latent_scale != 1.0 and vae.latent_shift != 0.0
+
+    # Decoder-only fine-tuning from that checkpoint: the encoder and the latent scale stay exactly as they were.
+    from kinema.checkpoint import load_state
+
+    config.train = TrainConfig(stage="vae", out_dir=str(tmp_path / "decoder"), steps=2, batch_size=2,
+                               checkpoint_every=2, init_from=str(folder), freeze_encoder=True, lr=1e-2)
+    config.model.vae = VAEConfig(base_channels=8)  # replaced by init_from's config, scale included
+    tuned = train(config, show_progress=False)
+    assert load_config(tuned).vae == vae
+    before, after = load_state(folder, "vae"), load_state(tuned, "vae")
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+
+
+def test_export_ships_a_decoder_fine_tune_and_refuses_another_encoder(tmp_path, capsys):
+    from kinema.checkpoint import load_config, load_state, save_checkpoint
+    from kinema.cli import main
+    from tests.tiny import make_tiny_checkpoint
+
+    source = make_tiny_checkpoint(tmp_path / "run")
+    cfg, vae = load_config(source), load_state(source, "vae")
+    tuned = {k: v + 0.01 if k.startswith("decoder.") else v for k, v in vae.items()}
+    save_checkpoint(tmp_path / "decoder", cfg, None, tuned)
+    assert main(["export", str(source), "--vae", str(tmp_path / "decoder"), "--out", str(tmp_path / "ship")]) == 0
+    shipped = load_state(tmp_path / "ship", "vae")
+    key = next(k for k in shipped if k.startswith("decoder."))
+    torch.testing.assert_close(shipped[key], tuned[key].bfloat16().float())
+    assert (tmp_path / "ship" / "card.md").read_text().startswith("# tiny")
+
+    other = {k: v + 0.01 if k.startswith("encoder.") else v for k, v in vae.items()}
+    save_checkpoint(tmp_path / "encoder", cfg, None, other)
+    assert main(["export", str(source), "--vae", str(tmp_path / "encoder"), "--out", str(tmp_path / "bad")]) != 0
+    assert "encoder differs" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

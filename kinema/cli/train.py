@@ -31,6 +31,19 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, help="override data.num_workers")
     p.set_defaults(handler=run_cache)
 
+    p = subparsers.add_parser(
+        "export", help="assemble a shippable checkpoint from training runs",
+        description="Copy a transformer run's latest checkpoint to OUT (default bf16). --vae takes the "
+        "autoencoder from another run instead, e.g. a decoder-only fine-tune (train.freeze_encoder); its "
+        "encoder and latent scale must equal the transformer's, since the transformer learned those latents.",
+    )
+    p.add_argument("run", help="transformer checkpoint or run folder (its latest checkpoint)")
+    p.add_argument("--out", required=True, help="checkpoint folder to write (replaced atomically)")
+    p.add_argument("--vae", help="checkpoint or run folder whose autoencoder weights to ship")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16")
+    p.add_argument("--card", help="markdown file to ship as card.md (default: the run's card)")
+    p.set_defaults(handler=run_export)
+
 
 def _load(args) -> RunConfig:
     run = from_dict(RunConfig, load_toml(args.config), "config")
@@ -60,4 +73,35 @@ def run_cache(args) -> int:
 
     out = build_cache(_load(args), args.out, args.count, args.batch_size)
     print(f"cache: {out}")
+    return 0
+
+
+def run_export(args) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from kinema.checkpoint import load_config, load_state, resolve, save_checkpoint
+    from kinema.errors import CheckpointError
+
+    source = resolve(args.run)
+    cfg = load_config(source)
+    vae_state = load_state(source, "vae")
+    if args.vae:
+        other = resolve(args.vae)
+        if load_config(other).vae != cfg.vae:
+            raise CheckpointError(f"{other}: its autoencoder config differs from {source}'s; the transformer "
+                                  "would see different latents (fine-tune the decoder with train.freeze_encoder)")
+        other_state = load_state(other, "vae")
+        changed = [k for k, v in vae_state.items() if k.startswith("encoder.") and not torch.equal(v, other_state[k])]
+        if changed:
+            raise CheckpointError(f"{other}: its encoder differs from {source}'s ({len(changed)} tensors, e.g. "
+                                  f"{changed[0]}); only a decoder-only fine-tune can replace the autoencoder")
+        vae_state = other_state
+    card_path = Path(args.card) if args.card else source / "card.md"
+    card = card_path.read_text() if card_path.is_file() else None
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+    folder = save_checkpoint(args.out, cfg, load_state(source, "dit"), vae_state, card=card, dtype=dtype)
+    size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+    print(f"checkpoint: {folder} ({size:.1f} MiB, {args.dtype})")
     return 0

@@ -130,19 +130,24 @@ class DiTBlock(nn.Module):
         self.cross_attn = CrossAttention(width, cfg.heads, cfg.qk_norm)
         self.norm3 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.mlp = MLP(width, int(width * cfg.mlp_ratio))
-        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
+        if cfg.shared_modulation:
+            # Wan-style: one projection of the conditioning for all blocks, plus this block's own table.
+            self.modulation_table = nn.Parameter(torch.zeros(6 * width))
+        else:
+            self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
 
     def forward(
         self,
         x: torch.Tensor,  # (B, N, D)
-        c: torch.Tensor,  # (B, D)
+        c: torch.Tensor,  # (B, D), or (B, 6 D) already projected when the modulation is shared
         context: torch.Tensor,  # (B, L, D)
         context_mask: torch.Tensor,  # (B, 1, 1, L) bool
         has_text: torch.Tensor,  # (B, 1, 1): 0 where a sample has no text token at all
         cos: torch.Tensor,
         sin: torch.Tensor,
     ) -> torch.Tensor:
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.modulation(c)[:, None].chunk(6, dim=-1)
+        mod = c + self.modulation_table.to(c.dtype) if hasattr(self, "modulation_table") else self.modulation(c)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod[:, None].chunk(6, dim=-1)
         x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), cos, sin)
         x = x + has_text * self.cross_attn(self.norm2(x), context, context_mask)
         return x + gate_mlp * self.mlp(modulate(self.norm3(x), shift_mlp, scale_mlp))
@@ -188,6 +193,9 @@ class DiffusionTransformer(nn.Module):
             else None
         )
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
+        self.shared_modulation = (
+            nn.Sequential(nn.SiLU(), nn.Linear(cfg.width, 6 * cfg.width)) if cfg.shared_modulation else None
+        )
         self.final = FinalLayer(cfg.width, patch_volume * cfg.latent_channels)
         self.initialize_weights()
 
@@ -202,9 +210,12 @@ class DiffusionTransformer(nn.Module):
                 for layer in mlp:
                     if isinstance(layer, nn.Linear):
                         nn.init.normal_(layer.weight, std=0.02)
-        for block in self.blocks:
-            nn.init.zeros_(block.modulation[-1].weight)
-            nn.init.zeros_(block.modulation[-1].bias)
+        projections = [block.modulation[-1] for block in self.blocks if hasattr(block, "modulation")]
+        if self.shared_modulation is not None:
+            projections.append(self.shared_modulation[-1])
+        for layer in projections:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
         for layer in (self.final.modulation[-1], self.final.linear):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
@@ -290,9 +301,10 @@ class DiffusionTransformer(nn.Module):
         has_text = has_text.to(tokens.dtype)[:, None, None]
 
         cos, sin = rope_cos_sin(rope_positions(grid, x.device), self.cfg.width // self.cfg.heads, self.cfg.rope_theta)
+        block_c = self.shared_modulation(c) if self.shared_modulation is not None else c
         for block in self.blocks:
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                tokens = checkpoint(block, tokens, c, context, context_mask, has_text, cos, sin, use_reentrant=False)
+                tokens = checkpoint(block, tokens, block_c, context, context_mask, has_text, cos, sin, use_reentrant=False)
             else:
-                tokens = block(tokens, c, context, context_mask, has_text, cos, sin)
+                tokens = block(tokens, block_c, context, context_mask, has_text, cos, sin)
         return self.unpatchify(self.final(tokens, c), grid).to(x.dtype)

@@ -69,17 +69,23 @@ def vae_loss(
     mean: torch.Tensor,
     logvar: torch.Tensor,
     kl_weight: float = 1e-6,
-    ssim_weight: float = 0.2,
-    l1_weight: float = 1.0,
+    ssim_weight: float = 0.0,
+    l1_weight: float = 0.0,
+    mse_weight: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """L1 + ssim_weight * (1 - SSIM) + kl_weight * KL (KL averaged per latent element) -> (loss, parts)."""
+    """mse_weight * MSE + l1_weight * L1 + ssim_weight * (1 - SSIM) + kl_weight * KL -> (loss, parts).
+
+    The KL is averaged per latent element, the others per pixel.
+    """
     reconstruction = reconstruction.float()
-    l1 = (reconstruction - target).abs().mean()
+    error = reconstruction - target
+    l1 = error.abs().mean()
+    mse = error.pow(2).mean()
     structure = 1.0 - ssim(reconstruction, target) if ssim_weight else reconstruction.new_zeros(())
     kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
-    loss = l1_weight * l1 + ssim_weight * structure + kl_weight * kl
+    loss = mse_weight * mse + l1_weight * l1 + ssim_weight * structure + kl_weight * kl
     with torch.no_grad():
-        mse = (reconstruction.detach() - target).pow(2).mean().clamp_min(1e-10)
+        mse = mse.detach().clamp_min(1e-10)
         parts = {
             "loss": loss.item(),
             "l1": l1.item(),

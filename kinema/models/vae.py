@@ -81,36 +81,104 @@ class ResBlock(nn.Module):
 
 
 class Downsample(nn.Module):
-    """Halve space (strided 3x3 conv per frame), then time (causal stride-2 conv: frame 0 stays alone)."""
+    """Halve space (strided 3x3 conv per frame), then time (causal stride-2 conv: frame 0 stays alone).
 
-    def __init__(self, c_in: int, c_out: int):
+    With `shortcut`, the input folded 2x2x2 into channels and averaged down to c_out is added: the
+    convolutions learn a residual on top of a box-filter downsampler.
+    """
+
+    def __init__(self, c_in: int, c_out: int, shortcut: bool = False):
         super().__init__()
         self.space = nn.Conv3d(c_in, c_out, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
         self.time = CausalConv3d(c_out, c_out, (3, 1, 1), stride=2)
+        self.shortcut = shortcut
+        if shortcut:  # start as the box filter; the convolutions learn what it misses
+            _zero(self.time.conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.time(self.space(x))  # (B, C, 1+2k, H, W) -> (B, C', 1+k, H/2, W/2)
+        out = self.time(self.space(x))  # (B, C, 1+2k, H, W) -> (B, C', 1+k, H/2, W/2)
+        if self.shortcut:
+            out = out + average_channels(fold_space_time(x), out.shape[1])
+        return out
 
 
 class Upsample(nn.Module):
-    """Double time (channels to frames; frame 0 yields one frame), then space (nearest + 3x3 conv)."""
+    """Double time (channels to frames; frame 0 yields one frame), then space (nearest + 3x3 conv).
 
-    def __init__(self, c_in: int, c_out: int):
+    With `shortcut`, the input's channels repeated and unfolded 2x2x2 into space and time are added.
+    """
+
+    def __init__(self, c_in: int, c_out: int, shortcut: bool = False):
         super().__init__()
         self.time = CausalConv3d(c_in, 2 * c_in, (3, 1, 1))
         self.space = nn.Conv3d(c_in, c_out, (1, 3, 3), padding=(0, 1, 1))
+        self.shortcut = shortcut
+        self.c_out = c_out
+        if shortcut:
+            _zero(self.space)
 
     def forward(self, x: torch.Tensor, state: CausalState | None = None) -> torch.Tensor:
         b, c, t, h, w = x.shape
         first_chunk = state is None or self not in state
         pairs = self.time(x, state).view(b, 2, c, t, h, w)
-        x = pairs.permute(0, 2, 3, 1, 4, 5).reshape(b, c, 2 * t, h, w)  # frame i -> frames 2i, 2i+1
+        y = pairs.permute(0, 2, 3, 1, 4, 5).reshape(b, c, 2 * t, h, w)  # frame i -> frames 2i, 2i+1
         if first_chunk:
-            x = x[:, :, 1:]  # latent frame 0 is one frame: 1+k -> 1+2k
+            y = y[:, :, 1:]  # latent frame 0 is one frame: 1+k -> 1+2k
         if state is not None:
             state[self] = x.new_ones(())
-        x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest")
-        return self.space(x)  # (B, C', T', 2H, 2W)
+        y = F.interpolate(y, scale_factor=(1.0, 2.0, 2.0), mode="nearest")
+        out = self.space(y)  # (B, C', T', 2H, 2W)
+        if self.shortcut:
+            skip = unfold_space_time(repeat_channels(x, 8 * self.c_out))
+            out = out + (skip[:, :, 1:] if first_chunk else skip)
+        return out
+
+
+def _zero(conv: nn.Conv3d) -> None:
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+
+
+def match_channels(x: torch.Tensor, c_out: int) -> torch.Tensor:
+    """(B, C, ...) -> (B, c_out, ...): the first c_out channels, padded with zero channels if C < c_out."""
+    if x.shape[1] >= c_out:
+        return x[:, :c_out]
+    return F.pad(x, (0, 0) * (x.ndim - 2) + (0, c_out - x.shape[1]))
+
+
+def fold_space_time(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, 1+2k, H, W) -> (B, 8C, 1+k, H/2, W/2): 2x2 pixels and 2 frames into channels, causally.
+
+    Output frame 0 holds input frame 0 twice; output frame i holds input frames 2i-1 and 2i.
+    """
+    x = torch.cat([x[:, :, :1], x], dim=2)  # 2+2k frames: pairs (0, 0), (1, 2), (3, 4), ...
+    b, c, t, h, w = x.shape
+    x = x.reshape(b, c, t // 2, 2, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 7, 2, 4, 6)
+    return x.reshape(b, 8 * c, t // 2, h // 2, w // 2)
+
+
+def unfold_space_time(x: torch.Tensor) -> torch.Tensor:
+    """(B, 8C, t, h, w) -> (B, C, 2t, 2h, 2w): the inverse layout of `fold_space_time` (frame 0 kept twice)."""
+    b, c8, t, h, w = x.shape
+    c = c8 // 8
+    x = x.reshape(b, c, 2, 2, 2, t, h, w).permute(0, 1, 5, 2, 6, 3, 7, 4)
+    return x.reshape(b, c, 2 * t, 2 * h, 2 * w)
+
+
+def average_channels(x: torch.Tensor, c_out: int) -> torch.Tensor:
+    """(B, C, ...) -> (B, c_out, ...): the mean of each group of C / c_out consecutive channels."""
+    b, c = x.shape[:2]
+    if c % c_out:
+        raise ConfigError(f"vae shortcut: {c} channels cannot be averaged into {c_out}")
+    return x.reshape(b, c_out, c // c_out, *x.shape[2:]).mean(2)
+
+
+def repeat_channels(x: torch.Tensor, c_out: int) -> torch.Tensor:
+    """(B, C, ...) -> (B, c_out, ...): each channel repeated c_out / C times in a row."""
+    c = x.shape[1]
+    if c_out % c:
+        raise ConfigError(f"vae shortcut: {c} channels cannot be repeated into {c_out}")
+    return x.repeat_interleave(c_out // c, dim=1)
 
 
 class Encoder(nn.Module):
@@ -126,19 +194,33 @@ class Encoder(nn.Module):
         for i, width in enumerate(widths):
             self.levels.append(nn.ModuleList(ResBlock(width, width) for _ in range(cfg.encoder_blocks[i])))
             if i + 1 < len(widths):
-                self.downs.append(Downsample(width, widths[i + 1]))
+                self.downs.append(Downsample(width, widths[i + 1], cfg.shortcuts))
         self.norm_out = RMSNorm(widths[-1])
         self.conv_out = CausalConv3d(widths[-1], 2 * cfg.latent_channels)
+        self.shortcut = cfg.shortcuts
+        self.latent_channels = cfg.latent_channels
+        self.width = widths[0]
+        if cfg.shortcuts:
+            # At initialisation the encoder is exactly a box filter (when base_channels >= 3 p^2): the stem
+            # pads the unshuffled pixels with zero channels, every level folds and averages, and the
+            # log-variance starts small.
+            _zero(self.conv_in.conv)
+            _zero(self.conv_out.conv)
+            nn.init.constant_(self.conv_out.conv.bias[cfg.latent_channels :], -8.0)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         x = pixel_unshuffle_3d(video, self.patch)  # (B, 3p^2, T, H/p, W/p)
-        x = self.conv_in(x)
+        x = self.conv_in(x) + match_channels(x, self.width) if self.shortcut else self.conv_in(x)
         for i, blocks in enumerate(self.levels):
             for block in blocks:
                 x = block(x)
             if i < len(self.downs):
                 x = self.downs[i](x)
-        return self.conv_out(F.silu(self.norm_out(x)))
+        moments = self.conv_out(F.silu(self.norm_out(x)))
+        if self.shortcut:  # the mean gets the channel-averaged features; the log-variance does not
+            mean, logvar = moments.chunk(2, dim=1)
+            moments = torch.cat([mean + average_channels(x, self.latent_channels), logvar], dim=1)
+        return moments
 
 
 class Decoder(nn.Module):
@@ -155,19 +237,29 @@ class Decoder(nn.Module):
         for i, width in enumerate(widths):
             self.levels.append(nn.ModuleList(ResBlock(width, width) for _ in range(blocks[i])))
             if i + 1 < len(widths):
-                self.ups.append(Upsample(width, widths[i + 1]))
+                self.ups.append(Upsample(width, widths[i + 1], cfg.shortcuts))
         self.norm_out = RMSNorm(widths[-1])
         self.conv_out = CausalConv3d(widths[-1], cfg.in_channels * cfg.patch_size**2)
+        self.shortcut = cfg.shortcuts
+        self.width = widths[0]
+        self.out_channels = cfg.in_channels * cfg.patch_size**2
+        if cfg.shortcuts:  # at initialisation, the decoder is exactly nearest-neighbour upsampling
+            _zero(self.conv_in.conv)
+            _zero(self.conv_out.conv)
 
     def forward(self, z: torch.Tensor, state: CausalState | None = None) -> torch.Tensor:
         x = self.conv_in(z, state)
+        if self.shortcut:
+            x = x + repeat_channels(z, self.width)
         for i, blocks in enumerate(self.levels):
             for block in blocks:
                 x = block(x, state)
             if i < len(self.ups):
                 x = self.ups[i](x, state)
-        x = self.conv_out(F.silu(self.norm_out(x)), state)
-        return pixel_shuffle_3d(x, self.patch)  # (B, 3, T, H, W)
+        out = self.conv_out(F.silu(self.norm_out(x)), state)
+        if self.shortcut:
+            out = out + match_channels(x, self.out_channels)
+        return pixel_shuffle_3d(out, self.patch)  # (B, 3, T, H, W)
 
 
 def pixel_unshuffle_3d(x: torch.Tensor, p: int) -> torch.Tensor:

@@ -76,6 +76,10 @@ class VAEStage(Stage):
         self.model = VideoAutoencoder(run.model.vae)
         if run.train.init_from:
             self.model.load_state_dict(load_state(run.train.init_from, "vae"))
+        if run.train.freeze_encoder:
+            if not run.train.init_from:
+                raise ConfigError("train.freeze_encoder needs train.init_from: an autoencoder whose encoder to keep")
+            self.model.encoder.requires_grad_(False)
 
     def loss(self, batch: dict, step: int, seed: int) -> tuple[torch.Tensor, dict]:
         from kinema.models.losses import vae_loss
@@ -102,7 +106,8 @@ class VAEStage(Stage):
         recon = self.model.decode(z)
         with torch.autocast(video.device.type, enabled=False):  # SSIM's divisions overflow in bf16
             loss, parts = vae_loss(recon.float(), video.float(), mean.float(), logvar.float(),
-                                   kl_weight=train.kl_weight, ssim_weight=train.ssim_weight)
+                                   kl_weight=train.kl_weight, ssim_weight=train.ssim_weight,
+                                   l1_weight=train.l1_weight, mse_weight=train.mse_weight)
         return loss, parts
 
 
@@ -194,8 +199,10 @@ def _card(run: RunConfig, step: int, loss: float, seconds: float, device: torch.
 
 
 def adopt_autoencoder(run: RunConfig) -> None:
-    """The transformer stage uses init_from's autoencoder exactly as trained, latent scale included."""
-    if run.train.stage == "dit" and run.train.init_from:
+    """The transformer stage, and a decoder-only autoencoder stage, use init_from's autoencoder config
+    exactly as trained, latent scale included."""
+    frozen = run.train.stage == "vae" and run.train.freeze_encoder
+    if (run.train.stage == "dit" or frozen) and run.train.init_from:
         run.model.vae = load_config(run.train.init_from).vae
 
 
@@ -346,7 +353,8 @@ def _save(run, out, step, model, ema, optimizer, scheduler, env, stage, loss, se
         dit_state = ema_state if run.train.stage == "dit" else None
         if run.train.stage == "dit" and run.train.init_from:
             vae_state = load_state(run.train.init_from, "vae")
-        if run.train.stage == "vae" and getattr(stage, "last_video", None) is not None:
+        refit = run.train.stage == "vae" and not run.train.freeze_encoder  # frozen: latents must not move
+        if refit and getattr(stage, "last_video", None) is not None:
             _fit_latent_scale(run, ema_state, stage.last_video)
         card = _card(run, step, loss, seconds, env.device, env.world_size)
         tmp_state = out / f".{STATE_FILE}.tmp"
