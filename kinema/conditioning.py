@@ -1,11 +1,14 @@
-"""Known-frame masks for every task, random masks for training, and window plans for long videos.
+"""Frame counts, known-frame masks for every task, random masks for training, and window plans for long videos.
 
-Masks are float tensors over latent frames, 1 where the frame is known (given clean to the model) and 0 where
-it is generated, shaped (B or 1, 1, T, 1, 1) so they broadcast over channels, height and width.
+Frames follow the autoencoder's causal layout: a clip of 1+4k pixel frames has 1+k latent frames; latent 0
+holds pixel frame 0 alone and latent i >= 1 holds pixel frames 4i-3 .. 4i. A task mask is a (T,) bool over
+latent frames, True where the frame is known (given clean to the model) and False where it is generated.
+Training masks are float and shaped (B, 1, T, 1, 1) so they broadcast over channels, height and width.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -27,11 +30,6 @@ TEMPORAL_FACTOR = 4  # the autoencoder's time compression: pixel frames 1+4k <->
 def _check_frames(latent_frames: int) -> None:
     if latent_frames < 1:
         raise InputError(f"need at least one latent frame, got {latent_frames}")
-
-
-def _as_mask(frames: torch.Tensor) -> torch.Tensor:
-    """(T,) -> (1, 1, T, 1, 1) float."""
-    return frames.float().view(1, 1, -1, 1, 1)
 
 
 def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
@@ -90,7 +88,7 @@ def random_known_mask(
 def text_to_video_mask(latent_frames: int) -> torch.Tensor:
     """Nothing known: generate every frame."""
     _check_frames(latent_frames)
-    return _as_mask(torch.zeros(latent_frames))
+    return torch.zeros(latent_frames, dtype=torch.bool)
 
 
 def image_mask(latent_frames: int, at: str = "start") -> torch.Tensor:
@@ -98,35 +96,39 @@ def image_mask(latent_frames: int, at: str = "start") -> torch.Tensor:
     _check_frames(latent_frames)
     if at not in ("start", "end"):
         raise InputError(f"image position must be 'start' or 'end', got {at!r}")
-    frames = torch.zeros(latent_frames)
-    frames[0 if at == "start" else -1] = 1
-    return _as_mask(frames)
+    known = torch.zeros(latent_frames, dtype=torch.bool)
+    known[0 if at == "start" else -1] = True
+    return known
 
 
 def extend_mask(latent_frames: int, known_frames: int, backward: bool = False) -> torch.Tensor:
-    """Extend a clip: its `known_frames` latent frames come first (forwards) or last (backward=True)."""
-    if not 1 <= known_frames < latent_frames:
+    """Extend a clip: its `known_frames` latent frames come first (forwards) or last (backward=True).
+
+    `known_frames` may be 0: a backward extension leaves out the clip's first latent frame, which is all a
+    clip of under 5 frames has.
+    """
+    if not 0 <= known_frames < latent_frames:
         raise InputError(
-            f"to extend a clip, its {known_frames} latent frame(s) must be at least 1 and fewer than the "
+            f"to extend a clip, its {known_frames} latent frame(s) must be non-negative and fewer than the "
             f"{latent_frames} of the result"
         )
-    frames = torch.zeros(latent_frames)
+    known = torch.zeros(latent_frames, dtype=torch.bool)
     if backward:
-        frames[latent_frames - known_frames :] = 1
+        known[latent_frames - known_frames :] = True
     else:
-        frames[:known_frames] = 1
-    return _as_mask(frames)
+        known[:known_frames] = True
+    return known
 
 
 def fill_mask(latent_frames: int, known_indices: Iterable[int]) -> torch.Tensor:
     """Interpolate or fill missing frames: the latent frames at `known_indices` are known."""
     _check_frames(latent_frames)
-    frames = torch.zeros(latent_frames)
+    known = torch.zeros(latent_frames, dtype=torch.bool)
     for index in known_indices:
         if not -latent_frames <= index < latent_frames:
             raise InputError(f"known latent frame {index} is outside a video of {latent_frames} latent frames")
-        frames[index] = 1
-    return _as_mask(frames)
+        known[index] = True
+    return known
 
 
 def connect_mask(latent_frames: int, head: int, tail: int) -> torch.Tensor:
@@ -136,28 +138,36 @@ def connect_mask(latent_frames: int, head: int, tail: int) -> torch.Tensor:
             f"connecting clips of {head} and {tail} latent frames needs a result longer than {head + tail} "
             f"latent frames, got {latent_frames}"
         )
-    frames = torch.zeros(latent_frames)
-    frames[:head] = 1
-    frames[latent_frames - tail :] = 1
-    return _as_mask(frames)
+    known = torch.zeros(latent_frames, dtype=torch.bool)
+    known[:head] = True
+    known[latent_frames - tail :] = True
+    return known
 
 
-def window_plan(
-    total_latent_frames: int, window_latent_frames: int, context_latent_frames: int
-) -> list[tuple[int, int, int]]:
-    """Windows (start, end, context) covering a long latent video; each window's first `context` frames
-    are the last frames of the window before, so every frame is generated exactly once."""
-    _check_frames(total_latent_frames)
-    if not 0 <= context_latent_frames < window_latent_frames:
+def plan_windows(known: torch.Tensor, window: int, context: int, backward: bool = False) -> list[tuple[int, int]]:
+    """Windows (start, end) of at most `window` latent frames covering every unknown frame once.
+
+    Each window starts with up to `context` frames already fixed (known, or made by an earlier window) and is
+    as long as the video allows, so cost grows linearly with duration. Windows run from the start, or from
+    the end when `backward`. `known` is a (T,) bool mask.
+    """
+    if not 0 <= context < window:
         raise InputError(
-            f"context of {context_latent_frames} latent frames must be non-negative and shorter than the "
-            f"window of {window_latent_frames}"
+            f"context of {context} latent frames must be non-negative and shorter than the window of {window}"
         )
-    plan = [(0, min(window_latent_frames, total_latent_frames), 0)]
-    while plan[-1][1] < total_latent_frames:
-        start = plan[-1][1] - context_latent_frames
-        plan.append((start, min(start + window_latent_frames, total_latent_frames), context_latent_frames))
-    return plan
+    total = len(known)
+    done = known.clone() if not backward else known.flip(0).clone()
+    spans = []
+    while not bool(done.all()):
+        first = int((~done).nonzero()[0])
+        start = max(0, first - context)
+        end = min(total, start + window)
+        start = max(0, min(start, end - window))
+        spans.append((start, end))
+        done[start:end] = True
+    if backward:
+        spans = [(total - end, total - start) for start, end in spans]
+    return spans
 
 
 def latent_frame_count(num_frames: int) -> int:
@@ -167,6 +177,13 @@ def latent_frame_count(num_frames: int) -> int:
             f"a video must have 1 + {TEMPORAL_FACTOR}k frames (1, 5, 9, 13, 17, ...), got {num_frames}"
         )
     return 1 + (num_frames - 1) // TEMPORAL_FACTOR
+
+
+def latent_frames_covering(num_frames: int) -> int:
+    """Latent frames of the shortest 1 + 4k clip holding `num_frames` pixel frames (rounding up)."""
+    if num_frames < 1:
+        raise InputError(f"a clip needs at least one frame, got {num_frames}")
+    return 1 + math.ceil((num_frames - 1) / TEMPORAL_FACTOR)
 
 
 def pixel_frame_count(latent_frames: int) -> int:

@@ -1,8 +1,8 @@
 """Turn a generation request into latent frames: which are known, their values, and the windows to sample.
 
-Frames follow the autoencoder's causal layout: a clip of 1+4k frames has 1+k latent frames; latent 0
-holds frame 0 alone and latent i >= 1 holds frames 4i-3 .. 4i. Inputs are encoded at their place in the
-output; after decoding, their exact pixels are put back, so what the user gave survives bit for bit.
+Frames follow the autoencoder's causal layout (see `kinema.conditioning`). Inputs are encoded at their
+place in the output; after decoding, their exact pixels are put back, so what the user gave survives bit
+for bit.
 """
 
 from __future__ import annotations
@@ -15,6 +15,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from kinema.conditioning import (
+    connect_mask,
+    extend_mask,
+    fill_mask,
+    image_mask,
+    known_latent_indices,
+    latent_frame_count,
+    latent_frames_covering,
+    pixel_frame_count,
+    plan_windows,
+    text_to_video_mask,
+)
 from kinema.errors import InputError
 from kinema.io import fit_frames
 
@@ -37,44 +49,16 @@ class LatentPlan:
     copies: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
-def latent_count(frames: int) -> int:
-    """Latent frames for `frames` pixel frames (rounding the clip up to 1+4k)."""
-    return 1 + math.ceil(max(0, frames - 1) / 4)
-
-
-def causal_frames(latents: int) -> int:
-    """Pixel frames that `latents` latent frames decode to."""
-    return 1 + 4 * (latents - 1)
-
-
 def usable_tail(frames: np.ndarray) -> np.ndarray:
     """The last 1+4k frames of a clip (all of it when it already has that length)."""
-    keep = causal_frames(1 + (len(frames) - 1) // 4)
+    keep = pixel_frame_count(1 + (len(frames) - 1) // 4)
     return frames[len(frames) - keep :]
 
 
 def pad_causal(frames: np.ndarray) -> np.ndarray:
     """Hold the last frame until the clip has 1+4k frames."""
-    extra = causal_frames(latent_count(len(frames))) - len(frames)
+    extra = pixel_frame_count(latent_frames_covering(len(frames))) - len(frames)
     return np.concatenate([frames, np.repeat(frames[-1:], extra, 0)]) if extra else frames
-
-
-def plan_windows(known: torch.Tensor, window: int, context: int, backward: bool = False) -> list[tuple[int, int]]:
-    """Windows of at most `window` latent frames covering every unknown frame once, each starting with
-    up to `context` frames that are already fixed (known, or made by an earlier window)."""
-    total = len(known)
-    done = known.clone() if not backward else known.flip(0).clone()
-    spans = []
-    while not bool(done.all()):
-        first = int((~done).nonzero()[0])
-        start = max(0, first - context)
-        end = min(total, start + window)
-        start = max(0, min(start, end - window))
-        spans.append((start, end))
-        done[start:end] = True
-    if backward:
-        spans = [(total - end, total - start) for start, end in spans]
-    return spans
 
 
 def _blend(frames: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -90,14 +74,14 @@ def plan_request(pipe: Pipeline, request: GenerationRequest, width: int, height:
     s = pipe.cfg.sampling
     channels = pipe.cfg.vae.latent_channels
     h, w = height // pipe.cfg.vae.spatial_downsample, width // pipe.cfg.vae.spatial_downsample
-    window, context = s.window_frames and latent_count(s.window_frames), s.context_latent_frames
+    window, context = s.window_frames and latent_frames_covering(s.window_frames), s.context_latent_frames
     if not (0 < request.seconds <= MAX_SECONDS) and request.task not in ("interpolate", "fill", "edit"):
         raise InputError(f"seconds {request.seconds}: choose a duration above 0 and up to {MAX_SECONDS:g}")
     new_frames = max(1, round(request.seconds * fps))
     task = request.task
 
-    def empty(total: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.zeros(channels, total, h, w), torch.zeros(total, dtype=torch.bool)
+    def empty(total: int) -> torch.Tensor:
+        return torch.zeros(channels, total, h, w)
 
     def windows(known, prompt_at=None, start_time=1.0, backward=False):
         spans = plan_windows(known, window, context, backward)
@@ -113,9 +97,9 @@ def plan_request(pipe: Pipeline, request: GenerationRequest, width: int, height:
         return fit_frames(video.frames, width, height, request.fit)
 
     if task in ("text", "loop", "storyboard"):
-        total = latent_count(new_frames)
+        total = latent_frames_covering(new_frames)
         loop_tail = min(context, total - 1) if task == "loop" else 0
-        latent, known = empty(total + loop_tail)
+        latent, known = empty(total + loop_tail), text_to_video_mask(total + loop_tail)
 
         def prompt_at(start: int, end: int) -> str:
             if not request.shots:
@@ -150,17 +134,13 @@ def plan_request(pipe: Pipeline, request: GenerationRequest, width: int, height:
         if request.image is None:
             raise InputError("the image task needs an image (--image)")
         image = fit_frames(request.image[None], width, height, request.fit)
-        total = latent_count(new_frames)
-        latent, known = empty(total)
-        if request.image_at == "start":
-            latent[:, 0] = pipe.encode_frames(image)[:, 0]
-            known[0] = True
-        elif request.image_at == "end":
-            latent[:, -1] = pipe.encode_frames(np.repeat(image, 5, 0))[:, 1]
-            known[-1] = True
-        else:
-            raise InputError(f"image_at {request.image_at!r}: choose start or end")
+        total = latent_frames_covering(new_frames)
+        latent, known = empty(total), image_mask(total, request.image_at)
         at_end = request.image_at == "end"
+        if at_end:
+            latent[:, -1] = pipe.encode_frames(np.repeat(image, 5, 0))[:, 1]
+        else:
+            latent[:, 0] = pipe.encode_frames(image)[:, 0]
         return LatentPlan(latent, known, windows(known, backward=at_end), fps,
                           lambda f: f[len(f) - new_frames :] if at_end else f[:new_frames])
 
@@ -168,16 +148,15 @@ def plan_request(pipe: Pipeline, request: GenerationRequest, width: int, height:
         source = need_video("an input video", request.video)
         fps = float(request.fps or request.video.fps)
         if request.backward:
-            tail = source[: causal_frames(1 + (len(source) - 1) // 4)]
-            grown = latent_count(new_frames + 1)
-            total = grown + latent_count(len(tail)) - 1
-            latent, known = empty(total)
+            tail = source[: pixel_frame_count(1 + (len(source) - 1) // 4)]
+            grown = latent_frames_covering(new_frames + 1)
+            total = grown + latent_frame_count(len(tail)) - 1
+            latent, known = empty(total), extend_mask(total, total - grown, backward=True)
             encoded = pipe.encode_frames(tail)
             latent[:, grown:] = encoded[:, 1:]
-            known[grown:] = True
 
             def finish(frames: np.ndarray) -> np.ndarray:
-                made = frames[: causal_frames(grown)]  # ends where the input's first frame sits
+                made = frames[: pixel_frame_count(grown)]  # ends where the input's first frame sits
                 return np.concatenate([made[len(made) - 1 - new_frames : -1], source])
 
             return LatentPlan(latent, known, windows(known, backward=True), fps, finish)
@@ -185,9 +164,9 @@ def plan_request(pipe: Pipeline, request: GenerationRequest, width: int, height:
         head = source[: len(source) - len(tail)]
         encoded = pipe.encode_frames(tail)
         grown = math.ceil(new_frames / 4)
-        latent, known = empty(encoded.shape[1] + grown)
+        total = encoded.shape[1] + grown
+        latent, known = empty(total), extend_mask(total, encoded.shape[1])
         latent[:, : encoded.shape[1]] = encoded
-        known[: encoded.shape[1]] = True
         return LatentPlan(latent, known, windows(known), fps,
                           lambda f: np.concatenate([head, tail, f[len(tail) : len(tail) + new_frames]]))
 
@@ -196,15 +175,13 @@ def plan_request(pipe: Pipeline, request: GenerationRequest, width: int, height:
         second = need_video("a second clip", request.video_b)
         fps = float(request.fps or request.video.fps)
         a_tail = usable_tail(first)
-        b_head = second[: causal_frames(1 + (len(second) - 1) // 4)]
+        b_head = second[: pixel_frame_count(1 + (len(second) - 1) // 4)]
         a_lat, b_lat = pipe.encode_frames(a_tail), pipe.encode_frames(b_head)
         gap = max(1, math.ceil((new_frames + 1) / 4))
         total = a_lat.shape[1] + gap + b_lat.shape[1] - 1
-        latent, known = empty(total)
+        latent, known = empty(total), connect_mask(total, a_lat.shape[1], b_lat.shape[1] - 1)
         latent[:, : a_lat.shape[1]] = a_lat
         latent[:, a_lat.shape[1] + gap :] = b_lat[:, 1:]
-        known[: a_lat.shape[1]] = True
-        known[a_lat.shape[1] + gap :] = True
 
         def finish(frames: np.ndarray) -> np.ndarray:
             middle = frames[len(a_tail) : len(a_tail) + 4 * gap - 1]
@@ -219,7 +196,7 @@ def plan_request(pipe: Pipeline, request: GenerationRequest, width: int, height:
             raise InputError(f"strength {request.strength}: choose a value above 0 and at most 1")
         padded = pad_causal(source)
         init = pipe.encode_frames(padded)
-        latent, known = empty(init.shape[1])
+        latent, known = empty(init.shape[1]), text_to_video_mask(init.shape[1])
         return LatentPlan(latent, known, windows(known, start_time=request.strength), fps,
                           lambda f: f[: len(source)], init_latent=init)
 
@@ -230,9 +207,8 @@ def plan_request(pipe: Pipeline, request: GenerationRequest, width: int, height:
         count = (len(source) - 1) * factor + 1
         blended = _blend(source, np.arange(count) / factor)
         init = pipe.encode_frames(pad_causal(blended))
-        latent, known = empty(init.shape[1])
-        latent[:, 0] = init[:, 0]
-        known[0] = True
+        latent, known = empty(init.shape[1]), fill_mask(init.shape[1], [0])
+        latent[:, known] = init[:, known]
 
         def finish(frames: np.ndarray) -> np.ndarray:
             frames = frames[:count].copy()
@@ -255,13 +231,10 @@ def plan_request(pipe: Pipeline, request: GenerationRequest, width: int, height:
             source[left] * (1 - weights[:, None, None, None]) + source[right] * weights[:, None, None, None]
         ).round().astype(np.uint8)
         init = pipe.encode_frames(padded)
-        latent, known = empty(init.shape[1])
-        missing = set(range(first, last + 1))
-        for index in range(init.shape[1]):
-            covered = {0} if index == 0 else set(range(4 * index - 3, 4 * index + 1))
-            if not covered & missing:
-                latent[:, index] = init[:, index]
-                known[index] = True
+        # Latent frames touching the gap are generated; the rest (padding included) are known.
+        kept = set(range(len(padded))) - set(range(first, last + 1))
+        latent, known = empty(init.shape[1]), fill_mask(init.shape[1], known_latent_indices(kept))
+        latent[:, known] = init[:, known]
 
         def finish(frames: np.ndarray) -> np.ndarray:
             frames = frames[: len(source)].copy()

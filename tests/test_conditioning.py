@@ -9,13 +9,14 @@ from kinema.conditioning import (
     image_mask,
     known_latent_indices,
     latent_frame_count,
+    latent_frames_covering,
     latent_index,
     pixel_frame_count,
     pixel_range,
+    plan_windows,
     random_known_mask,
     strategy_mask,
     text_to_video_mask,
-    window_plan,
 )
 from kinema.errors import InputError
 
@@ -59,7 +60,7 @@ def test_random_known_mask_mix_and_shape():
     assert 0.45 < none_fraction < 0.6
     assert (masks.flatten(1).min(1).values == 0).all()
     only_first = random_known_mask(10, 5, g, probs={"first": 1.0})
-    assert torch.equal(only_first, image_mask(5).expand(10, 1, 5, 1, 1))
+    assert torch.equal(only_first, image_mask(5).float().view(1, 1, 5, 1, 1).expand(10, 1, 5, 1, 1))
     assert torch.equal(random_known_mask(8, 5, torch.Generator().manual_seed(3)),
                        random_known_mask(8, 5, torch.Generator().manual_seed(3)))
     with pytest.raises(InputError, match="unknown mask strategy"):
@@ -67,16 +68,21 @@ def test_random_known_mask_mix_and_shape():
 
 
 def test_task_masks():
-    assert text_to_video_mask(4).shape == (1, 1, 4, 1, 1)
+    assert text_to_video_mask(4).shape == (4,) and text_to_video_mask(4).dtype == torch.bool
     assert frames(text_to_video_mask(4)) == [0, 0, 0, 0]
     assert frames(image_mask(4)) == [1, 0, 0, 0]
     assert frames(image_mask(4, at="end")) == [0, 0, 0, 1]
     assert frames(extend_mask(5, 2)) == [1, 1, 0, 0, 0]
     assert frames(extend_mask(5, 2, backward=True)) == [0, 0, 0, 1, 1]
+    # A clip of under 5 frames extended backwards gives no latent frame beyond its first.
+    assert frames(extend_mask(3, 0, backward=True)) == [0, 0, 0]
     assert frames(fill_mask(6, [0, 2, 5])) == [1, 0, 1, 0, 0, 1]
     assert frames(connect_mask(6, 2, 1)) == [1, 1, 0, 0, 0, 1]
+    assert frames(connect_mask(4, 2, 0)) == [1, 1, 0, 0]
     with pytest.raises(InputError):
         extend_mask(3, 3)
+    with pytest.raises(InputError):
+        extend_mask(3, -1)
     with pytest.raises(InputError):
         connect_mask(4, 2, 2)
     with pytest.raises(InputError):
@@ -85,24 +91,52 @@ def test_task_masks():
         image_mask(3, at="middle")
 
 
+def generated_by_window(known: torch.Tensor, spans: list[tuple[int, int]], window: int) -> list[list[int]]:
+    """The frames each window makes (those not fixed before it); each window fits and makes at least one."""
+    done = known.clone()
+    made = []
+    for start, end in spans:
+        assert 0 <= start < end <= len(known) and end - start <= window
+        new = [i for i in range(start, end) if not done[i]]
+        assert new, "every window makes at least one frame"
+        made.append(new)
+        done[start:end] = True
+    return made
+
+
 @pytest.mark.parametrize("total,window,context", [(5, 5, 2), (3, 5, 2), (16, 5, 2), (17, 5, 1), (9, 4, 0), (30, 6, 3)])
-def test_window_plan_covers_every_frame_once(total, window, context):
-    plan = window_plan(total, window, context)
-    assert plan[0] == (0, min(window, total), 0)
-    generated = []
-    for i, (start, end, ctx) in enumerate(plan):
-        assert end - start <= window and end - start > ctx
+def test_plan_windows_covers_every_frame_once(total, window, context):
+    known = torch.zeros(total, dtype=torch.bool)
+    spans = plan_windows(known, window, context)
+    assert spans[0] == (0, min(window, total))
+    made = generated_by_window(known, spans, window)
+    assert [i for new in made for i in new] == list(range(total))
+    for i, ((start, end), new) in enumerate(zip(spans, made, strict=True)):
+        # Every window is as long as the video allows; after the first, it opens on `context` fixed frames.
+        assert end - start == min(window, total)
+        assert new == list(range(new[0], end))
         if i:
-            assert start == plan[i - 1][1] - context and ctx == context
-        generated.extend(range(start + ctx, end))
-    assert generated == list(range(total))
-    # Each window after the first adds window - context new frames: cost is linear in duration.
-    assert len(plan) == 1 + max(0, -(-(total - window) // (window - context)))
+            assert new[0] - start >= context
+    # Each window after the first adds window - context new frames (the last may add fewer): cost is linear.
+    assert len(spans) == 1 + max(0, -(-(total - window) // (window - context)))
+    # Backwards, the same windows mirrored: they start at the end and work towards the start.
+    assert plan_windows(known, window, context, backward=True) == [(total - end, total - start) for start, end in spans]
 
 
-def test_window_plan_rejects_context_as_long_as_window():
-    with pytest.raises(InputError):
-        window_plan(10, 3, 3)
+def test_plan_windows_skip_known_frames():
+    known = torch.tensor([1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1], dtype=torch.bool)
+    spans = plan_windows(known, 4, 1)
+    assert spans == [(1, 5), (4, 8), (7, 11)]
+    assert generated_by_window(known, spans, 4) == [[2, 3, 4], [5, 6, 7], [8, 9]]
+    # An image at the end: windows grow backwards from it, each opening on a fixed frame.
+    at_end = torch.tensor([0, 0, 0, 0, 0, 1], dtype=torch.bool)
+    assert plan_windows(at_end, 3, 1, backward=True) == [(3, 6), (1, 4), (0, 3)]
+    assert plan_windows(torch.ones(4, dtype=torch.bool), 3, 1) == []
+
+
+def test_plan_windows_rejects_context_as_long_as_window():
+    with pytest.raises(InputError, match="shorter than the window"):
+        plan_windows(torch.zeros(10, dtype=torch.bool), 3, 3)
 
 
 def test_pixel_and_latent_frame_indices():
@@ -115,5 +149,11 @@ def test_pixel_and_latent_frame_indices():
     assert [pixel_frame_count(k) for k in (1, 2, 5, 17)] == [1, 5, 17, 65]
     with pytest.raises(InputError, match="1 \\+ 4k"):
         latent_frame_count(16)
+    # Any frame count rounds up to the shortest 1 + 4k clip holding it.
+    assert [latent_frames_covering(n) for n in (1, 2, 5, 6, 16, 17, 65)] == [1, 2, 2, 3, 5, 5, 17]
+    for n in (1, 5, 17, 65):
+        assert latent_frames_covering(n) == latent_frame_count(n)
+    with pytest.raises(InputError):
+        latent_frames_covering(0)
     assert known_latent_indices([0, 1, 2, 3, 4, 5, 6]) == [0, 1]
     assert known_latent_indices(range(9, 13)) == [3]

@@ -55,6 +55,11 @@ def test_extend_keeps_input_frames_exactly(pipe):
         assert len(result.frames) == 11 + 8
         kept = result.frames[8:] if backward else result.frames[:11]
         assert np.array_equal(kept, source.frames)
+    # Under 5 frames, a backward extension has no latent frame of the clip to condition on, yet keeps it.
+    short = clip(3)
+    result = pipe.generate(GenerationRequest("x", task="extend", video=short, seconds=1.0, backward=True,
+                                             check_safety=False))
+    assert len(result.frames) == 3 + 8 and np.array_equal(result.frames[8:], short.frames)
 
 
 def test_interpolate_fill_connect_edit(pipe):
@@ -115,6 +120,7 @@ def test_preview_is_cheap_rgb(pipe):
         ({"width": 512, "height": 512}, "from 16 to 64"),
         ({"seconds": -1}, "seconds"),
         ({"task": "extend"}, "needs an input video"),
+        ({"task": "image", "image": clip(1).frames[0], "image_at": "middle"}, "'start' or 'end'"),
         ({"task": "fill", "video": clip(9), "fill_frames": (3, 20)}, "frames 0-8"),
         ({"task": "interpolate", "video": clip(9), "factor": 1}, "factor"),
         ({"task": "dance"}, "unknown task"),
