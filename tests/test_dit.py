@@ -1,5 +1,6 @@
-import pytest
 import dataclasses
+
+import pytest
 import torch
 
 from kinema.config import DiTConfig
