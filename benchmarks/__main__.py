@@ -22,7 +22,7 @@ RUNS = [
 def main() -> int:
     runs = list(RUNS)
     if (default_checkpoint() / "dit.safetensors").is_file():
-        runs.append(["benchmarks.generate"])
+        runs += [["benchmarks.generate"], ["benchmarks.scaling", "--quick"]]
     failed = []
     for run in runs:
         name = run[0]

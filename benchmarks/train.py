@@ -37,8 +37,8 @@ def measure(depth: int, width: int, heads: int, batch: int, latent: tuple[int, i
     model = DiffusionTransformer(DiTConfig(depth=depth, width=width, heads=heads)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     t, h, w = latent
-    x = torch.randn(batch, 8, t, h, w, device=device)
-    text = torch.randn(batch, 32, 384, device=device)
+    x = torch.randn(batch, model.cfg.latent_channels, t, h, w, device=device)
+    text = torch.randn(batch, 32, model.cfg.text_dim, device=device)
     mask = torch.ones(batch, 32, dtype=torch.bool, device=device)
     known = torch.zeros(batch, 1, t, h, w, device=device)
     times = torch.rand(batch, device=device)
