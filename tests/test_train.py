@@ -157,3 +157,12 @@ def test_export_ships_a_decoder_fine_tune_and_refuses_another_encoder(tmp_path, 
     assert main(["export", str(source), "--vae", str(tmp_path / "encoder"), "--out", str(tmp_path / "bad")]) != 0
     assert "encoder differs" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_max_minutes_from_the_command_line_stops_with_a_checkpoint(cache, tmp_path):
+    from kinema.cli import main
+
+    path = tmp_path / "run.toml"
+    path.write_text(dump_toml(to_dict(run_config(cache, tmp_path / "out", steps=50, batch_size=2))))
+    assert main(["train", str(path), "--quiet", "--max-minutes", "1e-9"]) == 0
+    assert (tmp_path / "out" / "latest").read_text() == "step-0000001"

@@ -14,6 +14,8 @@ def register(subparsers) -> None:
     p.add_argument("config", help="TOML file with [model], [data] and [train] tables (see configs/)")
     p.add_argument("--resume", action="store_true", help="continue exactly from the last checkpoint in out_dir")
     p.add_argument("--steps", type=int, help="override train.steps")
+    p.add_argument("--max-minutes", type=float, help="override train.max_minutes (wall-time budget of this run; "
+                   "with --resume, of the continuation)")
     p.add_argument("--out", help="override train.out_dir")
     p.add_argument("--init-from", help="override train.init_from")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -49,6 +51,8 @@ def _load(args) -> RunConfig:
     run = from_dict(RunConfig, load_toml(args.config), "config")
     if getattr(args, "steps", None):
         run.train.steps = args.steps
+    if getattr(args, "max_minutes", None) is not None:
+        run.train.max_minutes = args.max_minutes
     if getattr(args, "out", None) and args.handler is run_train:
         run.train.out_dir = args.out
     if getattr(args, "init_from", None):
