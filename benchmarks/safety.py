@@ -1,7 +1,8 @@
 """Prompt-safety benchmark on a held-out set: recall per category, false-positive rate, ms per check.
 
 Run: `python -m benchmarks.safety`. The held-out prompts were written apart from the training set,
-with other templates and wordings; the benchmark refuses to run if any prompt appears in both.
+with other templates and wordings; the benchmark refuses to run if any held-out prompt appears in the
+training set, or nearly does (most of its words shared with one training prompt).
 """
 
 from __future__ import annotations
@@ -12,20 +13,35 @@ from pathlib import Path
 
 import torch
 
-from kinema.safety import CATEGORIES, Policy, check, load
+from kinema.safety import CATEGORIES, Policy, check, load, normalise
 from kinema.safety.classifier import TRAIN_PATH, read_prompts
 
 HELDOUT_PATH = Path(__file__).resolve().parent / "data" / "safety_heldout.jsonl"
 TARGET_RECALL, TARGET_FPR, TARGET_MS = 0.95, 0.02, 20.0
 WARMUP = 20
+# Two prompts sharing this fraction of their words (stopwords aside) are one prompt reworded.
+NEAR_DUPLICATE = 0.75
+STOPWORDS = frozenset("a an the of in on at to with and by from into is are his her their its".split())
+
+
+def near_duplicates(heldout: list[str], train: list[str]) -> list[tuple[str, str]]:
+    """(held-out, training) pairs whose word sets overlap by `NEAR_DUPLICATE` or more (Jaccard)."""
+    train_words = [frozenset(normalise(t).split()) - STOPWORDS for t in train]
+    pairs = []
+    for text in heldout:
+        words = frozenset(normalise(text).split()) - STOPWORDS
+        for other, other_words in zip(train, train_words, strict=True):
+            if len(words & other_words) >= NEAR_DUPLICATE * len(words | other_words):
+                pairs.append((text, other))
+    return pairs
 
 
 def main() -> None:
     # One thread, as a server worker checking one prompt at a time would run it.
     torch.set_num_threads(1)
     rows = read_prompts(HELDOUT_PATH)
-    overlap = {r["text"].lower() for r in rows} & {r["text"].lower() for r in read_prompts(TRAIN_PATH)}
-    assert not overlap, f"held-out prompts also in the training set: {sorted(overlap)[:5]}"
+    overlap = near_duplicates([r["text"] for r in rows], [r["text"] for r in read_prompts(TRAIN_PATH)])
+    assert not overlap, f"held-out prompts (nearly) in the training set: {overlap[:5]}"
     load()
     policy = Policy()
     for row in rows[:WARMUP]:

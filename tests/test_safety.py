@@ -24,8 +24,8 @@ LOOK_ALIKES = [
     "a knight in armour at a castle",
     "cherry tomatoes exploding in a pot",
     "a red sphere rolls left and hits a blue cube",
-    pytest.param('a cartoon mouse eating cheese', marks=pytest.mark.xfail(reason="known classifier miss of the current head; issue 7 stays open", strict=False)),
-    pytest.param('a killer whale breaching', marks=pytest.mark.xfail(reason="known classifier miss of the current head; issue 7 stays open", strict=False)),
+    "a cartoon mouse eating cheese",
+    "a killer whale breaching",
     "a siege of a stone castle with knights on horseback, no gore",
     "a camera crew shooting a commercial on a beach",
     "Julius Caesar crossing the Rubicon with his legion",
@@ -108,7 +108,7 @@ def test_policy_from_toml(tmp_path):
     path.write_text('[safety]\nenabled_categories = ["violence", "hate"]\n[safety.thresholds]\nhate = 0.8\n')
     policy = Policy.from_toml(path)
     assert policy.enabled_categories == {"violence", "hate"}
-    assert policy.thresholds["hate"] == 0.8 and policy.thresholds["violence"] == 0.4
+    assert policy.thresholds["hate"] == 0.8 and policy.thresholds["violence"] == Policy().thresholds["violence"]
     assert check(BLOCKED["sexual"][0], policy).allowed
     path.write_text('enabled_categories = ["gore"]\n')
     with pytest.raises(ConfigError, match="gore"):

@@ -1,9 +1,14 @@
-"""MiniLM sentence embeddings and a small classifier head over them: benign plus the five categories."""
+"""MiniLM sentence features and a small classifier head over them: one score per policy category.
+
+Training picks each category's decision threshold on held-apart groups of the training prompts and folds
+it into the head, so a score of 0.5 is that threshold: the policy's default thresholds are all 0.5.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -12,28 +17,37 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from kinema.safety.lexicon import find_terms
 from kinema.safety.normalize import normalise, squeeze
 
-LABELS = ("benign", "violence", "sexual", "hate", "ip", "self_harm")
+CATEGORIES = ("violence", "sexual", "hate", "ip", "self_harm")
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "safety"
 TRAIN_PATH = DATA_DIR / "train.jsonl"
 HEAD_PATH = DATA_DIR / "head.safetensors"
 EMBED_DIM = 384
+FEATURE_DIM = 2 * EMBED_DIM  # mean and max over tokens
 # Prompts past 64 tokens are rare, and cutting there bounds the cost of a check.
 MAX_TOKENS = 64
+# Prompts this similar (cosine of mean embeddings) are one wording with other subjects or framings: they
+# go to the same validation fold, so thresholds are chosen on wordings the head was not trained on.
+GROUP_SIMILARITY = 0.85
+FOLDS = 5
+# A benign prompt may be refused by any of the five categories, so a point of false-positive rate costs
+# as much as five points of recall when a category's threshold is chosen.
+FALSE_POSITIVE_COST = 5.0
 
 logger = logging.getLogger(__name__)
 
 
 class Head(nn.Module):
-    """One hidden layer over a normalised sentence embedding; logits over `LABELS`."""
+    """One hidden layer over the sentence features; one logit per category."""
 
     def __init__(self, hidden: int = 64):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(EMBED_DIM, hidden), nn.GELU(), nn.Linear(hidden, len(LABELS)))
+        self.net = nn.Sequential(nn.Linear(FEATURE_DIM, hidden), nn.GELU(), nn.Linear(hidden, len(CATEGORIES)))
 
-    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.net(embeddings)  # (B, 384) -> (B, 6)
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)  # (B, 768) -> (B, 5)
 
 
 @lru_cache(maxsize=1)
@@ -51,8 +65,19 @@ def _encoder():
     return tokenizer, model
 
 
-def embed(texts: list[str], batch_size: int = 64) -> torch.Tensor:
-    """Mean-pooled, L2-normalised MiniLM embeddings of texts already passed through `normalise`."""
+def pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean and max of token states over the mask, each L2-normalised: (B, L, 384), (B, L) -> (B, 768).
+
+    The max keeps a single telling word ("gutted") from being averaged away by a long framing.
+    """
+    mask = mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+    mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    peak = hidden.masked_fill(mask == 0, float("-inf")).amax(1)
+    return torch.cat([nn.functional.normalize(mean, dim=-1), nn.functional.normalize(peak, dim=-1)], -1)
+
+
+def features(texts: list[str], batch_size: int = 64) -> torch.Tensor:
+    """Pooled MiniLM features of texts already passed through `normalise`, (N, 768)."""
     tokenizer, model = _encoder()
     chunks = []
     with torch.inference_mode():
@@ -60,9 +85,7 @@ def embed(texts: list[str], batch_size: int = 64) -> torch.Tensor:
             batch = tokenizer([squeeze(t) for t in texts[start:start + batch_size]], padding=True,
                               truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
             hidden = model(**batch).last_hidden_state  # (B, L, 384)
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, 384)
-            chunks.append(nn.functional.normalize(pooled, dim=-1))
+            chunks.append(pool(hidden, batch["attention_mask"]))
     return torch.cat(chunks)
 
 
@@ -79,14 +102,14 @@ def _head() -> Head:
 def load() -> None:
     """Load the encoder and head now (otherwise the first check pays for it) and warm them up."""
     _head()
-    embed(["a red sphere rolls left and hits a blue cube"])
+    features(["a red sphere rolls left and hits a blue cube"])
 
 
 def probabilities(normalised: str) -> dict[str, float]:
-    """Class probabilities for one normalised prompt."""
+    """Score per category for one normalised prompt; 0.5 is the threshold chosen in training."""
     with torch.inference_mode():
-        probs = _head()(embed([normalised])).softmax(-1)[0]
-    return dict(zip(LABELS, probs.tolist(), strict=True))
+        scores = _head()(features([normalised])).sigmoid()[0]
+    return dict(zip(CATEGORIES, scores.tolist(), strict=True))
 
 
 def read_prompts(path: Path) -> list[dict]:
@@ -95,28 +118,95 @@ def read_prompts(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def train_head(train_path: Path = TRAIN_PATH, out_path: Path = HEAD_PATH, hidden: int = 64,
-               steps: int = 400, seed: int = 0) -> Path:
-    """Train the head on the labelled prompt set, deterministically, and save it as safetensors."""
-    rows = read_prompts(train_path)
-    embeddings = embed([normalise(row["text"]) for row in rows])  # (N, 384)
-    labels = torch.tensor([LABELS.index(row["label"]) for row in rows])
-    # Weight classes inversely to their counts so the smaller harmful classes are not drowned out.
-    counts = torch.bincount(labels, minlength=len(LABELS)).float()
-    class_weights = counts.sum() / (len(LABELS) * counts.clamp(min=1))
+def similarity_groups(feats: torch.Tensor, similarity: float = GROUP_SIMILARITY) -> torch.Tensor:
+    """Group id per prompt: each joins the first earlier group leader it is this similar to, or leads one."""
+    mean = feats[:, :EMBED_DIM]  # (N, 384), unit norm
+    similar = mean @ mean.T >= similarity  # (N, N)
+    is_leader = torch.zeros(len(mean), dtype=torch.bool)
+    groups = torch.empty(len(mean), dtype=torch.long)
+    for i in range(len(mean)):
+        close = (similar[i, :i] & is_leader[:i]).nonzero()
+        if len(close):
+            groups[i] = groups[close[0, 0]]
+        else:
+            groups[i] = int(is_leader.sum())
+            is_leader[i] = True
+    return groups
+
+
+def fit(feats: torch.Tensor, targets: torch.Tensor, hidden: int, steps: int, seed: int) -> Head:
+    """Full-batch AdamW on sigmoid cross-entropy; positives weighted up where a category is rare."""
     torch.manual_seed(seed)
     head = Head(hidden)
+    positives = targets.sum(0)
+    pos_weight = ((len(targets) - positives) / positives.clamp(min=1)).sqrt()
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     optimizer = torch.optim.AdamW(head.parameters(), lr=3e-3, weight_decay=5e-2)
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=0.1)
     for step in range(steps):
-        loss = loss_fn(head(embeddings), labels)
+        loss = loss_fn(head(feats), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if step % 100 == 0 or step == steps - 1:
             logger.info("step %d loss %.4f", step, loss.item())
-    accuracy = (head(embeddings).argmax(-1) == labels).float().mean().item()
-    logger.info("trained on %d prompts, training accuracy %.3f", len(rows), accuracy)
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(out_path))
+    return head.eval()
+
+
+def choose_thresholds(scores: torch.Tensor, targets: torch.Tensor, listed: torch.Tensor) -> dict[str, dict]:
+    """Per category, the threshold that maximises recall - FALSE_POSITIVE_COST * false-positive rate.
+
+    scores, targets, listed: (N, 5) out-of-fold scores, labels and whether the lists already refuse the
+    prompt in that category (a listed prompt is caught whatever its score).
+    """
+    benign = targets.sum(1) == 0
+    candidates = torch.arange(0.05, 0.951, 0.01)
+    chosen = {}
+    for c, category in enumerate(CATEGORIES):
+        positive = targets[:, c] == 1
+        best = None
+        for threshold in candidates.tolist():
+            flagged = (scores[:, c] >= threshold) | listed[:, c]
+            recall = flagged[positive].float().mean().item()
+            fpr = (scores[benign, c] >= threshold).float().mean().item()
+            gain = recall - FALSE_POSITIVE_COST * fpr
+            if best is None or gain > best["gain"] + 1e-9:
+                best = {"threshold": round(threshold, 2), "recall": recall, "fpr": fpr, "gain": gain}
+        chosen[category] = best
+        logger.info("%s: threshold %.2f, validation recall %.3f, false positives %.4f", category,
+                    best["threshold"], best["recall"], best["fpr"])
+    return chosen
+
+
+def train_head(train_path: Path = TRAIN_PATH, out_path: Path = HEAD_PATH, hidden: int = 64,
+               steps: int = 400, seed: int = 0) -> Path:
+    """Train the head on the labelled prompt set, deterministically, and save it as safetensors.
+
+    Thresholds come from out-of-fold scores over `FOLDS` folds of similarity groups; the head saved is
+    then trained on every prompt, with each threshold folded into its output bias.
+    """
+    rows = read_prompts(train_path)
+    texts = [normalise(row["text"]) for row in rows]
+    feats = features(texts).clone()  # (N, 768); a normal tensor, since autograd saves it
+    targets = torch.zeros(len(rows), len(CATEGORIES))
+    for i, row in enumerate(rows):
+        if row["label"] != "benign":
+            targets[i, CATEGORIES.index(row["label"])] = 1.0
+    listed = torch.tensor([[c in terms for c in CATEGORIES] for terms in map(find_terms, texts)])
+    folds = similarity_groups(feats) % FOLDS
+    scores = torch.zeros_like(targets)
+    for fold in range(FOLDS):
+        held = folds == fold
+        fold_head = fit(feats[~held], targets[~held], hidden, steps, seed)
+        with torch.no_grad():
+            scores[held] = fold_head(feats[held]).sigmoid()
+    thresholds = choose_thresholds(scores, targets, listed)
+    head = fit(feats, targets, hidden, steps, seed)
+    with torch.no_grad():
+        head.net[2].bias -= torch.tensor([math.log(t["threshold"] / (1 - t["threshold"]))
+                                          for t in thresholds.values()])
+    metadata = {"thresholds": json.dumps({c: t["threshold"] for c, t in thresholds.items()}),
+                "prompts": str(len(rows))}
+    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(out_path), metadata=metadata)
+    logger.info("trained on %d prompts; thresholds %s", len(rows), metadata["thresholds"])
     _head.cache_clear()
     return out_path
