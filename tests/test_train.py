@@ -19,7 +19,8 @@ from tests.tiny import tiny_config
 def cache(tmp_path_factory) -> Path:
     """A latent cache of random latents with captions, as `kinema cache` writes it."""
     folder = tmp_path_factory.mktemp("cache")
-    latents = torch.randn(16, 8, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    channels = tiny_config().dit.latent_channels
+    latents = torch.randn(16, channels, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     save_file({"latent": latents.to(torch.bfloat16)}, str(folder / "latents-00000.safetensors"))
     colours = ["red", "green", "blue", "yellow"]
     with (folder / "captions.jsonl").open("w") as f:
