@@ -34,8 +34,6 @@ def test_generate_offline_writes_a_marked_video(tmp_path):
     assert json.loads(verify.stdout)["watermark"]["found"]
 
 
-@pytest.mark.xfail(reason="world-s makes near-flat grey frames until its autoencoder is retrained (issue 5)",
-                   strict=False)
 def test_video_shows_more_than_a_flat_floor(tmp_path):
     from kinema.pipeline import GenerationRequest, Pipeline
 
