@@ -24,17 +24,38 @@ LIST_GROUPS = {
 }
 
 
-def _term_pattern(term: str) -> str:
-    """Regex for one list entry: letter runs may be stretched ("kiiill"), words may be joined or split."""
+def _term_units(term: str) -> tuple[str, ...]:
+    """Regex pieces of one list entry: letter runs may be stretched ("kiiill"), words joined or split."""
     prefix = term.endswith("*")
-    words = normalise(term.rstrip("*")).split()
-    word_patterns = [
-        "".join(re.escape(ch) + ("+" if len(run) == 1 else f"{{{len(run)},}}") for ch, run in
-                ((ch, list(run)) for ch, run in groupby(word)))
-        for word in words
-    ]
-    ending = "[a-z]*" if prefix else "(?:s|es)?"
-    return r" ?".join(word_patterns) + ending
+    units: list[str] = []
+    for i, word in enumerate(normalise(term.rstrip("*")).split()):
+        if i:
+            units.append(" ?")
+        for ch, run in groupby(word):
+            count = len(list(run))
+            units.append(re.escape(ch) + ("+" if count == 1 else f"{{{count},}}"))
+    units.append("[a-z]*" if prefix else "(?:s|es)?")
+    return tuple(units)
+
+
+def _trie_pattern(node: dict) -> str:
+    """One regex for a trie of pieces: shared prefixes are matched once, so thousands of names stay fast.
+
+    Longer branches come first at every node, so the longest listed term at a position is preferred, as
+    an alternation sorted by length would.
+    """
+    branches = sorted(((unit, child) for unit, child in node.items() if unit), key=lambda b: -_depth(b[1]))
+    alternatives = [unit + _trie_pattern(child) for unit, child in branches]
+    if not alternatives:
+        return ""
+    body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+    if "" in node:  # a term ends here; what follows is optional
+        body = f"(?:{body})?" if len(alternatives) == 1 else body + "?"
+    return body
+
+
+def _depth(node: dict) -> int:
+    return 1 + max((_depth(child) for unit, child in node.items() if unit), default=0)
 
 
 def _read_terms(path: Path) -> list[str]:
@@ -43,8 +64,13 @@ def _read_terms(path: Path) -> list[str]:
 
 
 def _compile(terms: list[str]) -> re.Pattern:
-    patterns = sorted({_term_pattern(term) for term in terms}, key=len, reverse=True)
-    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(patterns) + r")(?![a-z0-9])")
+    trie: dict = {}
+    for term in terms:
+        node = trie
+        for unit in _term_units(term):
+            node = node.setdefault(unit, {})
+        node[""] = {}
+    return re.compile(r"(?<![a-z0-9])(?:" + _trie_pattern(trie) + r")(?![a-z0-9])")
 
 
 @lru_cache(maxsize=1)
