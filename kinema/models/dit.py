@@ -36,12 +36,16 @@ def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float = 10000.0)
     return angle.cos(), angle.sin()
 
 
+def signed_sin(sin: torch.Tensor) -> torch.Tensor:
+    """The sine table with its first half negated: rotate-half, cat(-second, first), is then a roll by
+    half the head times this table."""
+    half = sin.shape[-1] // 2
+    return torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate (B, heads, N, head_dim) queries or keys by the tables from `rope_cos_sin`."""
-    half = x.shape[-1] // 2
-    signed_sin = torch.cat([-sin[..., :half], sin[..., half:]], dim=-1).to(x.dtype)
-    # rotate-half, cat(-second, first), is a roll by half the head with the first half's sign flipped.
-    return torch.addcmul(x * cos.to(x.dtype), x.roll(half, dims=-1), signed_sin)
+    return torch.addcmul(x * cos.to(x.dtype), x.roll(x.shape[-1] // 2, dims=-1), signed_sin(sin).to(x.dtype))
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -83,8 +87,7 @@ class SelfAttention(nn.Module):
         # Queries and keys are normalised and rotated together, and the norms' weights are folded into
         # the rotary tables: rope(n * w) = n * (w cos) + roll(n) * (roll(w) signed sin). Four passes over
         # q and k instead of twelve, with the same result as norm, then RoPE, on each.
-        signed_sin = torch.cat([-sin[:, :half], sin[:, half:]], dim=-1)
-        cos_table, sin_table = cos[:, None, None, :], signed_sin[:, None, None, :]  # (N, 1, 1, head_dim)
+        cos_table, sin_table = cos[:, None, None, :], signed_sin(sin)[:, None, None, :]  # (N, 1, 1, head_dim)
         if isinstance(self.q_norm, RMSNorm):
             qk = F.rms_norm(qk, (head_dim,), eps=self.q_norm.eps)
             weight = torch.stack([self.q_norm.weight, self.k_norm.weight])[:, None, :]  # (2, 1, head_dim)

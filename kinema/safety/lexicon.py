@@ -41,21 +41,11 @@ def _term_units(term: str) -> tuple[str, ...]:
 def _trie_pattern(node: dict) -> str:
     """One regex for a trie of pieces: shared prefixes are matched once, so thousands of names stay fast.
 
-    Longer branches come first at every node, so the longest listed term at a position is preferred, as
-    an alternation sorted by length would.
+    Every entry ends in its own ending piece, so an entry never ends inside another; which branch
+    matches first can change the reported text of a hit, never whether a group is hit.
     """
-    branches = sorted(((unit, child) for unit, child in node.items() if unit), key=lambda b: -_depth(b[1]))
-    alternatives = [unit + _trie_pattern(child) for unit, child in branches]
-    if not alternatives:
-        return ""
-    body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
-    if "" in node:  # a term ends here; what follows is optional
-        body = f"(?:{body})?" if len(alternatives) == 1 else body + "?"
-    return body
-
-
-def _depth(node: dict) -> int:
-    return 1 + max((_depth(child) for unit, child in node.items() if unit), default=0)
+    alternatives = [unit + _trie_pattern(child) for unit, child in node.items()]
+    return alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")" if alternatives else ""
 
 
 def _read_terms(path: Path) -> list[str]:
@@ -69,7 +59,6 @@ def _compile(terms: list[str]) -> re.Pattern:
         node = trie
         for unit in _term_units(term):
             node = node.setdefault(unit, {})
-        node[""] = {}
     return re.compile(r"(?<![a-z0-9])(?:" + _trie_pattern(trie) + r")(?![a-z0-9])")
 
 
