@@ -7,6 +7,12 @@ class KinemaError(Exception):
     exit_code = 2
 
 
+def one_line(text: str) -> str:
+    """`text` as a single printable line: bytes echoed from a damaged file (newlines, control
+    characters) are written as escapes, so an error message is always exactly one line."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
+
+
 class InputError(KinemaError):
     """A file, size, duration or option that kinema cannot use."""
 

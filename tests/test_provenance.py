@@ -102,7 +102,8 @@ def test_unrelated_video_reports_neither(clip, tmp_path, capsys):
 def test_unreadable_files_exit_2_with_one_line(signed, tmp_path, capsys, damage):
     path = tmp_path / "bad.mp4"
     if damage == "corrupt":
-        path.write_bytes(os.urandom(4096))
+        # C2PA's message echoes the box type at offset 4: make it a newline and control bytes
+        path.write_bytes(b"\x00\x00\x10\x00" + b"\x1c\n\r\xff" + os.urandom(4088))
     elif damage == "truncated":
         path.write_bytes(signed[0].read_bytes()[:3000])
     assert main(["verify", str(path)]) == 2

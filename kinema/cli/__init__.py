@@ -9,7 +9,7 @@ import sys
 from kinema import __version__
 from kinema.cli import eval as evaluation
 from kinema.cli import generate, keys, safety, serve, train, verify, world
-from kinema.errors import KinemaError
+from kinema.errors import KinemaError, one_line
 
 # Each module adds its subcommands with `register(subparsers)`; handlers get the parsed args.
 COMMAND_MODULES = [generate, world, train, verify, keys, safety, serve, evaluation]
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except KinemaError as exc:
-        print(f"kinema: error: {exc}", file=sys.stderr)
+        print(f"kinema: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("kinema: interrupted", file=sys.stderr)
