@@ -1,7 +1,9 @@
 """End-to-end generation time with a checkpoint (default: the shipped model), against the clip's own
 duration (below 1.0 is faster than real time).
 
-    python -m benchmarks.generate [--checkpoint DIR] [--seconds 4] [--steps N] [--bf16]
+With --compile it times the torch.compile'd transformer last (fp32), the compiling counted apart.
+
+    python -m benchmarks.generate [--checkpoint DIR] [--seconds 4] [--steps N ...] [--repeat R] [--compile]
 """
 
 from __future__ import annotations
@@ -21,17 +23,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--steps", type=int, nargs="*", default=[None])
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also time the compiled transformer (fp32)")
     args = parser.parse_args()
     started = time.perf_counter()
     pipe = Pipeline.from_checkpoint(args.checkpoint)
     load = time.perf_counter() - started
     rows = []
-    for bf16 in (False, True):
+    variants = [("fp32", False, False), ("bf16", True, False)] + [("fp32 compiled", False, True)] * args.compile
+    for precision, bf16, compiled in variants:
         pipe.autocast = bf16
+        if compiled:
+            pipe.compile()
         for steps in args.steps:
             request = GenerationRequest("a red sphere rolls from left to right", seconds=args.seconds, steps=steps,
                                         check_safety=False)
-            pipe.generate(request)  # warm-up: text cache, allocator
+            warm = time.perf_counter()
+            pipe.generate(request)  # warm-up: text cache, allocator, compiling
+            warm = time.perf_counter() - warm
             best = None
             for seed in range(args.repeat):
                 request.seed = seed
@@ -40,10 +48,11 @@ def main() -> None:
                     best = result
             total = best.timings["total"]
             rows.append({
-                "precision": "bf16" if bf16 else "fp32", "steps": steps or pipe.cfg.sampling.steps,
+                "precision": precision, "steps": steps or pipe.cfg.sampling.steps,
                 "clip": f"{best.seconds:g} s {best.summary()['size']} @ {best.fps:g} fps",
                 "denoise s": f"{best.timings['denoise']:.2f}", "decode s": f"{best.timings['decode']:.2f}",
                 "total s": f"{total:.2f}", "x real time": f"{total / best.seconds:.2f}",
+                "first run s": f"{warm:.1f}",
             })
     print_table(f"generation ({machine()}; load {load:.1f} s, torch threads {torch.get_num_threads()})", rows)
 

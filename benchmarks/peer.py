@@ -9,12 +9,16 @@ same run, and with --profile the top operators of one training step of each mode
 figure is this process's CPU seconds instead of wall seconds: on a machine busy with other work it counts
 what each run did rather than how long it waited for a core.
 
-    python -m benchmarks.peer [--quick] [--tokens 256 1024 4096] [--cpu-time] [--profile]
+With --compile it also times torch.compile'd copies of both models (kc and wc in the table): against eager
+Wan, which is how diffusers runs by default, and against compiled Wan, the fair comparison.
+
+    python -m benchmarks.peer [--quick] [--tokens 256 1024 4096] [--cpu-time] [--profile] [--compile]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -151,12 +155,19 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, nargs="+", choices=sorted(GRIDS), help="token counts to run")
     parser.add_argument("--cpu-time", action="store_true", help="time in process CPU seconds instead of wall seconds")
     parser.add_argument("--profile", action="store_true", help="profile one training step at the largest token count")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile'd copies of both models (compiling takes minutes on CPU)")
     args = parser.parse_args()
     clock = time.process_time if args.cpu_time else time.perf_counter
     device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = DiTConfig()
     torch.manual_seed(0)
     models = {"kinema": DiffusionTransformer(cfg).to(device), "wan": wan_like(cfg).to(device)}
+    if args.compile:
+        # Same weights, compiled in place; each token count compiles once, in the warm-up run.
+        for name in ("kinema", "wan"):
+            models[f"{name} compiled"] = copy.deepcopy(models[name])
+            models[f"{name} compiled"].compile(dynamic=False)
 
     params = {name: param_groups(m) for name, m in models.items()}
     print_table(
@@ -167,11 +178,11 @@ def main() -> None:
 
     peaks = [matmul_peak(torch.float32, device=device, clock=clock)]
     token_counts = args.tokens or [n for n in GRIDS if not (args.quick and n > 1024)]
-    rows, achieved, runners, wan_steps = [], {}, {}, {}
+    rows, achieved, compiled_achieved, runners, wan_steps = [], {}, {}, {}, {}
     started = time.perf_counter()
     for tokens in token_counts:
         latent, rounds = GRIDS[tokens]
-        runners = {name: Runner(m, name, cfg, latent, device) for name, m in models.items()}
+        runners = {name: Runner(m, name.split()[0], cfg, latent, device) for name, m in models.items()}
         fwd = alternate({name: r.forward for name, r in runners.items()}, rounds, clock)
         step = alternate({name: r.train_step for name, r in runners.items()}, rounds, clock)
         rows.append({"tokens": tokens, "latent TxHxW": "x".join(map(str, latent)), "rounds": rounds,
@@ -181,6 +192,15 @@ def main() -> None:
                      "train ratio": f"{step['kinema'] / step['wan']:.2f}"})
         achieved[tokens] = train_step_flops(cfg, tokens, TEXT_TOKENS, BATCH) / step["kinema"] / 1e9
         rows[-1]["kinema train GFLOP/s"] = f"{achieved[tokens]:.1f}"
+        if args.compile:
+            kc, wc = "kinema compiled", "wan compiled"
+            rows[-1].update({
+                "fwd kc s": f"{fwd[kc]:.3f}", "fwd wc s": f"{fwd[wc]:.3f}",
+                "fwd kc / wan": f"{fwd[kc] / fwd['wan']:.2f}", "fwd kc / wc": f"{fwd[kc] / fwd[wc]:.2f}",
+                "train kc s": f"{step[kc]:.3f}", "train wc s": f"{step[wc]:.3f}",
+                "train kc / wan": f"{step[kc] / step['wan']:.2f}", "train kc / wc": f"{step[kc] / step[wc]:.2f}"})
+            compiled_achieved[tokens] = train_step_flops(cfg, tokens, TEXT_TOKENS, BATCH) / step[kc] / 1e9
+            rows[-1]["kc train GFLOP/s"] = f"{compiled_achieved[tokens]:.1f}"
         wan_steps[tokens] = step["wan"]
         print(rows[-1], flush=True)
     peaks.append(matmul_peak(torch.float32, device=device, clock=clock))
@@ -197,6 +217,9 @@ def main() -> None:
     print(f"\nkinema training step at {tokens} tokens: {achieved[tokens]:.1f} GFLOP/s (matmul FLOPs of the token "
           f"path), {achieved[tokens] / peak:.0%} of the fp32 matmul peak {peak:.0f} GFLOP/s "
           f"(measured {', '.join(f'{p:.0f}' for p in peaks)}); target >= 60% at 1024 tokens", flush=True)
+    if compiled_achieved:
+        print(f"compiled: {compiled_achieved[tokens]:.1f} GFLOP/s, {compiled_achieved[tokens] / peak:.0%} of the peak "
+              f"(kc, wc: the compiled kinema and Wan)", flush=True)
     if args.profile:
         profile(runners)
 

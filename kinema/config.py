@@ -207,6 +207,7 @@ class TrainConfig:
     caption_dropout: float = 0.1
     precision: str = "auto"  # "auto": bf16 autocast on GPU, fp32 on CPU; or "fp32", "bf16"
     parallel: str = "ddp"  # "ddp" or "fsdp" when launched with torchrun
+    compile: bool = False  # torch.compile the model's forward (the first steps pay a minute or two of compiling)
     checkpoint_every: int = 500
     keep_last: int = 2
     sample_every: int = 0  # transformer stage: write a sample video from the EMA weights every N steps

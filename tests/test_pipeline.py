@@ -131,3 +131,23 @@ def test_bad_requests_name_the_problem(pipe, request_fields, message):
     fields = {"prompt": "a ball", "check_safety": "prompt" in request_fields, **request_fields}
     with pytest.raises(InputError, match=message):
         pipe.generate(GenerationRequest(**fields))
+
+
+@pytest.mark.slow
+def test_compiled_pipeline_makes_the_same_video(tmp_path):
+    """`Pipeline.compile()` (the CLI's --compile) changes the speed, not the video."""
+    folder = make_tiny_checkpoint(tmp_path / "tiny")
+    request = GenerationRequest("a red sphere rolls left", seconds=1.0, check_safety=False)
+    eager = Pipeline.from_checkpoint(folder).generate(request).frames.astype(int)
+    compiled = Pipeline.from_checkpoint(folder).compile().generate(request).frames.astype(int)
+    assert compiled.shape == eager.shape
+    assert np.abs(compiled - eager).max() <= 2
+
+
+def test_compile_without_a_cxx_compiler_says_what_to_do(pipe, monkeypatch):
+    import shutil
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(InputError, match="C\\+\\+ compiler"):
+        pipe.compile()

@@ -167,3 +167,13 @@ def test_max_minutes_from_the_command_line_stops_with_a_checkpoint(cache, tmp_pa
     path.write_text(dump_toml(to_dict(run_config(cache, tmp_path / "out", steps=50, batch_size=2))))
     assert main(["train", str(path), "--quiet", "--max-minutes", "1e-9"]) == 0
     assert (tmp_path / "out" / "latest").read_text() == "step-0000001"
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager(cache, single, tmp_path):
+    """`train.compile = true` compiles in place: the same parameter names, the same weights as eager."""
+    out = tmp_path / "compiled"
+    config = run_config(cache, out, steps=4, batch_size=4)
+    config.train.compile = True
+    train(config, show_progress=False)
+    assert_close(weights(out, 4), weights(single, 4), tol=1e-4)

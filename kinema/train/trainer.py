@@ -231,6 +231,10 @@ def _train(run: RunConfig, env: distributed.Dist, resume: bool, show_progress: b
     if env.is_main:
         params = sum(p.numel() for p in model.parameters())
         tqdm.write(f"kinema train: {cfg.stage} stage, {params / 1e6:.2f} M parameters, {env.world_size} process(es)")
+    if cfg.compile:
+        # In place, after the EMA copy: the module keeps its parameter names, so checkpoints and
+        # --resume are the same with or without compiling.
+        model.compile()
     model = distributed.wrap(model, env, cfg.parallel)
     if env.enabled and cfg.parallel == "fsdp":
         distributed.wrap(ema, env, "fsdp")
