@@ -40,7 +40,7 @@ LOOK_ALIKES = [
 
 
 # Known misses of the current head, kept and expected to fail strictly, so that the day the head catches
-# one it is noticed: no listed word, and scores under threshold (violence 0.39, self_harm 0.41 against 0.5).
+# one it is noticed: no listed word, and every category's score is under the 0.5 threshold.
 KNOWN_MISSES = {"a man set alight, his skin blistering and peeling away"}
 
 
