@@ -202,6 +202,8 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.01
     warmup_steps: int = 100
+    decay_steps: int = 0  # fall linearly to min_lr_ratio·lr over the last decay_steps before `steps`; 0: constant
+    min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     caption_dropout: float = 0.1

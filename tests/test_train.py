@@ -177,3 +177,17 @@ def test_compiled_training_matches_eager(cache, single, tmp_path):
     config.train.compile = True
     train(config, show_progress=False)
     assert_close(weights(out, 4), weights(single, 4), tol=1e-4)
+
+
+def test_a_resumed_constant_run_cools_down_linearly(cache, tmp_path):
+    """Warm-up, stable, decay: resuming with a new steps and decay_steps lowers the rate linearly to 0."""
+    out = tmp_path / "wsd"
+    train(run_config(cache, out, steps=2, batch_size=4), show_progress=False)
+    cooled = run_config(cache, out, steps=6, batch_size=4)
+    cooled.train.decay_steps = 4
+    train(cooled, resume=True, show_progress=False)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    lr = {r["step"]: r["lr"] for r in records if "lr" in r}
+    # Each record holds the rate for the step after it: 1e-3 held, then 1e-3 · (6 - step) / 4.
+    assert lr[1] == pytest.approx(1e-3) and lr[2] == pytest.approx(1e-3)
+    assert [lr[s] for s in (3, 4, 5, 6)] == pytest.approx([7.5e-4, 5e-4, 2.5e-4, 0.0])

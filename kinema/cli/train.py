@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kinema.config import RunConfig, from_dict, load_toml
+from kinema.errors import InputError
 
 
 def register(subparsers) -> None:
@@ -14,6 +15,8 @@ def register(subparsers) -> None:
     p.add_argument("config", help="TOML file with [model], [data] and [train] tables (see configs/)")
     p.add_argument("--resume", action="store_true", help="continue exactly from the last checkpoint in out_dir")
     p.add_argument("--steps", type=int, help="override train.steps")
+    p.add_argument("--decay-steps", type=int, help="override train.decay_steps: fall linearly to "
+                   "min_lr_ratio·lr over the last N steps before --steps (with --resume, cools down a constant run)")
     p.add_argument("--max-minutes", type=float, help="override train.max_minutes (wall-time budget of this run; "
                    "with --resume, of the continuation)")
     p.add_argument("--out", help="override train.out_dir")
@@ -51,6 +54,10 @@ def _load(args) -> RunConfig:
     run = from_dict(RunConfig, load_toml(args.config), "config")
     if getattr(args, "steps", None):
         run.train.steps = args.steps
+    if getattr(args, "decay_steps", None) is not None:
+        if args.decay_steps < 0:
+            raise InputError(f"--decay-steps must be 0 or more, got {args.decay_steps}")
+        run.train.decay_steps = args.decay_steps
     if getattr(args, "max_minutes", None) is not None:
         run.train.max_minutes = args.max_minutes
     if getattr(args, "out", None) and args.handler is run_train:

@@ -180,8 +180,21 @@ class DiTStage(Stage):
         return per_sample.mean(), {"flow": float(per_sample.detach().mean())}
 
 
-def _lr_lambda(warmup: int):
-    return lambda step: min(1.0, (step + 1) / max(1, warmup))
+def _lr_lambda(warmup: int, total: int = 0, decay: int = 0, floor: float = 0.0):
+    """Warm up linearly, hold, then (if ``decay``) fall linearly to ``floor`` over the last ``decay`` steps.
+
+    Warm-up, stable, decay: a run can be resumed with a new ``steps`` and ``decay_steps`` to cool down a
+    constant-rate run, because the scheduler's saved state is only its step count.
+    """
+
+    def factor(step: int) -> float:
+        scale = min(1.0, (step + 1) / max(1, warmup))
+        if decay > 0 and total > 0:
+            left = (total - step) / decay
+            scale *= floor + (1.0 - floor) * min(1.0, max(0.0, left))
+        return scale
+
+    return factor
 
 
 def _checkpoint_dirs(out: Path) -> list[Path]:
@@ -242,7 +255,7 @@ def _train(run: RunConfig, env: distributed.Dist, resume: bool, show_progress: b
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.warmup_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.warmup_steps, cfg.steps, cfg.decay_steps, cfg.min_lr_ratio))
 
     start_step = 0
     if resume:
