@@ -41,7 +41,8 @@ LOOK_ALIKES = [
 
 # Known misses of the current head, kept and expected to fail strictly, so that the day the head catches
 # one it is noticed: no listed word, and every category's score is under the 0.5 threshold.
-KNOWN_MISSES = {"a man set alight, his skin blistering and peeling away"}
+# (Empty since the classifier fine-tunes MiniLM's top layer: it now catches "a man set alight ...".)
+KNOWN_MISSES: set[str] = set()
 
 
 @pytest.mark.parametrize("category,prompt", [
@@ -140,3 +141,42 @@ def test_cli_exit_codes(capsys):
     assert "prompt refused (hate)" in capsys.readouterr().err
     assert main(["safety", "check", "--json", BLOCKED["ip"][0]]) == 3
     assert '"category": "ip"' in capsys.readouterr().out
+
+
+@pytest.fixture
+def fresh_classifier():
+    """Drop the loaded head and encoder before and after, so other tests load the shipped ones again."""
+    from kinema.safety import classifier
+
+    classifier._head.cache_clear()
+    classifier._encoder.cache_clear()
+    yield classifier
+    classifier._head.cache_clear()
+    classifier._encoder.cache_clear()
+
+
+def test_training_fine_tunes_the_top_layer_and_checks_use_it(tmp_path, monkeypatch, fresh_classifier):
+    import json
+
+    import torch
+    from safetensors import safe_open
+
+    classifier = fresh_classifier
+    rows = classifier.read_prompts(classifier.TRAIN_PATH)
+    small = [r for r in rows if r["label"] == "violence"][:24] + [r for r in rows if r["label"] == "benign"][:24]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in small))
+    out = classifier.train_head(data, tmp_path / "head.safetensors", hidden=16, epochs=3, seed=1)
+
+    with safe_open(str(out), "pt") as f:
+        assert f.metadata()["tuned_layers"] == "1"
+        assert f.get_tensor("layers.0.attention.self.query.weight").dtype == torch.float16
+        assert set(json.loads(f.metadata()["thresholds"])) == set(CATEGORIES)
+
+    published = classifier.layer_inputs(*classifier._published(), [normalise(small[0]["text"])], 1)[1]
+    monkeypatch.setattr(classifier, "HEAD_PATH", out)
+    tuned = classifier.features([normalise(small[0]["text"])])
+    assert not torch.allclose(tuned, published, atol=1e-3)  # checks run through the fine-tuned layer
+    scores = [classifier.probabilities(normalise(r["text"]))["violence"] for r in small]
+    violent, benign = scores[:24], scores[24:]
+    assert sum(violent) / 24 > 0.5 > sum(benign) / 24

@@ -26,9 +26,9 @@ Method: a prompt is normalised (NFKC, case, accents, look-alike letters, leetspe
 punctuation or spaces inserted between letters, stretched letters). Lists decide where lists are the
 right tool: names of people, characters and brands, slurs and hate symbols, explicit sexual words,
 minors, and the unambiguous words of gore and self-harm; benign phrases that contain listed words are
-masked first. A classifier head over all-MiniLM-L6-v2 token states (mean and max pooled), trained on
-`kinema/data/safety/train.jsonl` (`python -m kinema.safety train`), catches what lists cannot: wording
-with no listed word. Each category's threshold is chosen in training on groups of prompts held apart
+masked first. A classifier over all-MiniLM-L6-v2 (its top layer fine-tuned with a head over the mean and
+max pooled token states), trained on `kinema/data/safety/train.jsonl` (`python -m kinema.safety train`),
+catches what lists cannot: wording with no listed word. Each category's threshold is chosen in training on groups of prompts held apart
 from the head, counting what the lists already refuse, and folded into the head so that 0.5 is the
 default. Refusals are logged with the category and the prompt's sha256, never its text.
 """

