@@ -150,6 +150,11 @@ def test_eval_command_writes_report_and_scores(tmp_path: Path):
     item = prepare(build_suite(1, 32, 32, num_frames=9))[0]
     generate = pipeline_generator(Pipeline.from_checkpoint(checkpoint), seed=0, width=32, height=32)
     assert np.array_equal(generate(item), generate(item))
+    # --guidance reaches the sampler: another scale makes other frames, and the run records it
+    guided = pipeline_generator(Pipeline.from_checkpoint(checkpoint), seed=0, width=32, height=32, guidance=8.0)
+    assert not np.array_equal(generate(item), guided(item))
+    assert scores["guidance"] == Pipeline.from_checkpoint(checkpoint).cfg.sampling.guidance_scale
+    assert main(["eval", "--checkpoint", str(checkpoint), "--guidance", "0.5", "--quiet"]) == 2
 
 
 @pytest.mark.slow

@@ -19,14 +19,18 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps < 1:
         raise InputError(f"--steps {args.steps}: choose at least 1")
+    if args.guidance is not None and not 1.0 <= args.guidance <= 30.0:
+        raise InputError(f"--guidance {args.guidance}: choose a scale from 1 (no guidance) to 30")
     torch.manual_seed(args.seed)
     pipe = Pipeline.from_checkpoint(args.checkpoint)
     width, height = args.size or pipe.resolve_size(128, 128)
     pipe.resolve_size(width, height)  # fail now, not after the first case, if the checkpoint cannot make this size
     cases = build_suite(args.cases, width, height, fps=8.0, num_frames=args.frames)
-    generate = pipeline_generator(pipe, seed=args.seed, steps=args.steps, width=width, height=height)
+    generate = pipeline_generator(pipe, seed=args.seed, steps=args.steps, width=width, height=height,
+                                  guidance=args.guidance)
     info = {"checkpoint": pipe.info.id, "checkpoint_sha256": pipe.info.sha256, "generated_size": f"{width}x{height}",
-            "seed": args.seed, "steps": args.steps or pipe.cfg.sampling.steps}
+            "seed": args.seed, "steps": args.steps or pipe.cfg.sampling.steps,
+            "guidance": args.guidance if args.guidance is not None else pipe.cfg.sampling.guidance_scale}
     results = run_benchmark(generate, cases, args.out, info, bounds=not args.no_bounds, worst=args.worst,
                             progress=not args.quiet)
     if args.json:
@@ -55,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=17, help="frames per case, 1+4k (default 17: 2 s at 8 fps)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed; the same seed gives the same scores (default 0)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the checkpoint's)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale, 1 = none (default: the "
+                   "checkpoint's)")
     p.add_argument("--worst", type=int, default=4, help="strips of this many lowest-scoring cases in the report (default 4)")
     p.add_argument("--no-bounds", action="store_true", help="skip the upper bound and the still/noise floors")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

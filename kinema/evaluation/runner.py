@@ -129,7 +129,7 @@ BOUND_GENERATORS: dict[str, GenerateFn] = {"upper": perturbed_generator, "still"
 
 
 def pipeline_generator(pipe, seed: int = 0, steps: int | None = None, width: int | None = None,
-                       height: int | None = None) -> GenerateFn:
+                       height: int | None = None, guidance: float | None = None) -> GenerateFn:
     """A generator that asks a `Pipeline` for each case's task, given what the task gives (first frame,
     first half, every other frame, or both ends), at `width`x`height` (default: the checkpoint's)."""
     from kinema.io import Video
@@ -137,8 +137,9 @@ def pipeline_generator(pipe, seed: int = 0, steps: int | None = None, width: int
 
     def generate(item: PreparedCase) -> np.ndarray:
         case, frames = item.case, item.frames
-        common = {"prompt": item.prompt, "seed": seed * 100_003 + case.index, "steps": steps, "width": width,
-                  "height": height, "fps": case.fps, "fit": "resize", "check_safety": False}
+        common = {"prompt": item.prompt, "seed": seed * 100_003 + case.index, "steps": steps,
+                  "guidance_scale": guidance, "width": width, "height": height, "fps": case.fps, "fit": "resize",
+                  "check_safety": False}
         seconds = case.num_frames / case.fps
         if case.task == "text":
             request = GenerationRequest(task="text", seconds=seconds, **common)
