@@ -191,3 +191,27 @@ def test_a_resumed_constant_run_cools_down_linearly(cache, tmp_path):
     # Each record holds the rate for the step after it: 1e-3 held, then 1e-3 · (6 - step) / 4.
     assert lr[1] == pytest.approx(1e-3) and lr[2] == pytest.approx(1e-3)
     assert [lr[s] for s in (3, 4, 5, 6)] == pytest.approx([7.5e-4, 5e-4, 2.5e-4, 0.0])
+
+
+def test_cache_in_parts_equals_one_cache_and_checks_its_start(tmp_path):
+    from kinema.errors import ConfigError
+    from kinema.train.cache import build_cache
+    from kinema.train.data import LatentCache
+    from tests.tiny import make_tiny_checkpoint
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "tiny")
+
+    def config() -> RunConfig:
+        return RunConfig(model=tiny_config(),
+                         data=DataConfig(source="world", width=64, height=64, num_frames=5, num_workers=0),
+                         train=TrainConfig(stage="dit", init_from=str(checkpoint)))
+
+    whole = build_cache(config(), tmp_path / "whole", count=5, batch_size=2, shard_size=2, show_progress=False)
+    parts = build_cache(config(), tmp_path / "parts", count=3, batch_size=2, shard_size=2, show_progress=False)
+    with pytest.raises(ConfigError, match="--start 3"):
+        build_cache(config(), parts, count=2, start=2, show_progress=False)
+    build_cache(config(), parts, count=2, start=3, batch_size=2, shard_size=2, show_progress=False)
+    a, b = LatentCache(whole), LatentCache(parts)
+    assert len(a) == len(b) == 5 and torch.equal(a.latents, b.latents) and a.captions == b.captions
+    rows = [json.loads(line)["index"] for line in (parts / "captions.jsonl").read_text().splitlines()]
+    assert rows == [0, 1, 2, 3, 4]

@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("config")
     p.add_argument("--out", required=True, help="folder for latents-*.safetensors and captions.jsonl")
     p.add_argument("--count", type=int, default=1000, help="samples to encode (default 1000)")
+    p.add_argument("--start", type=int, default=0, help="first sample to encode (default 0); a folder that "
+                   "holds N samples is extended with --start N (an interrupted cache keeps its whole shards)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--source", choices=("world", "folder"), help="override data.source (a training config "
                    "that reads the cache names source = \"cache\"; encode from the world or a folder instead)")
@@ -82,7 +84,7 @@ def run_train(args) -> int:
 def run_cache(args) -> int:
     from kinema.train.cache import build_cache
 
-    out = build_cache(_load(args), args.out, args.count, args.batch_size)
+    out = build_cache(_load(args), args.out, args.count, args.batch_size, start=args.start)
     print(f"cache: {out}")
     return 0
 

@@ -16,8 +16,12 @@ from kinema.errors import ConfigError
 
 
 def build_cache(run: RunConfig, out: str | Path, count: int, batch_size: int = 8, shard_size: int = 1024,
-                show_progress: bool = True) -> Path:
-    """Encode `count` samples of run.data with the autoencoder of run.train.init_from into `out`."""
+                show_progress: bool = True, start: int = 0) -> Path:
+    """Encode samples start .. start+count-1 of run.data with the autoencoder of run.train.init_from into `out`.
+
+    Captions are written with their shard, so a cache that is interrupted keeps every whole shard and
+    stays readable. A folder that already holds N samples is extended when `start` is N.
+    """
     from kinema.models.vae import VideoAutoencoder
     from kinema.train.data import build_dataset
     from kinema.train.trainer import adopt_autoencoder
@@ -28,26 +32,40 @@ def build_cache(run: RunConfig, out: str | Path, count: int, batch_size: int = 8
     adopt_autoencoder(run)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    meta_path = out / "captions.jsonl"
+    held = len([line for line in meta_path.read_text().splitlines() if line]) if meta_path.exists() else 0
+    if held and start != held:
+        raise ConfigError(f"{out} already holds {held} samples: pass --start {held} to extend it, or choose "
+                          "an empty folder")
+    shard = len(list(out.glob("latents-*.safetensors")))
     vae = VideoAutoencoder(run.model.vae).eval().requires_grad_(False)
     vae.load_state_dict(load_state(run.train.init_from, "vae"))
     dataset = build_dataset(run.data)
-    count = min(count, len(dataset))
+    if start < 0 or start >= len(dataset):
+        raise ConfigError(f"--start {start}: the data has samples 0 to {len(dataset) - 1}")
+    indices = range(start, min(start + count, len(dataset)))
     loader = DataLoader(
-        torch.utils.data.Subset(dataset, range(count)), batch_size=batch_size, num_workers=run.data.num_workers,
+        torch.utils.data.Subset(dataset, indices), batch_size=batch_size, num_workers=run.data.num_workers,
         collate_fn=lambda samples: samples,
     )
-    latents, captions, shard = [], [], 0
-    with (out / "captions.jsonl").open("w") as meta:
+    latents, pending = [], []
+    with meta_path.open("a") as meta:
+
+        def flush() -> None:
+            nonlocal latents, pending, shard
+            save_file({"latent": torch.cat(latents).contiguous()}, str(out / f"latents-{shard:05d}.safetensors"))
+            meta.writelines(pending)
+            meta.flush()
+            latents, pending, shard = [], [], shard + 1
+
         for samples in tqdm(loader, total=len(loader), disable=not show_progress, desc="encoding", unit="batch"):
             video = torch.stack([s["video"] for s in samples])
             with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
                 latents.append(vae.encode_latent(video).float().to(torch.bfloat16))
             for s in samples:
-                captions.append(s.get("captions") or [s["caption"]])
-                meta.write(json.dumps({"index": s["index"], "captions": captions[-1]}) + "\n")
+                pending.append(json.dumps({"index": s["index"], "captions": s.get("captions") or [s["caption"]]}) + "\n")
             if sum(len(x) for x in latents) >= shard_size:
-                save_file({"latent": torch.cat(latents).contiguous()}, str(out / f"latents-{shard:05d}.safetensors"))
-                latents, shard = [], shard + 1
+                flush()
         if latents:
-            save_file({"latent": torch.cat(latents).contiguous()}, str(out / f"latents-{shard:05d}.safetensors"))
+            flush()
     return out
