@@ -215,3 +215,49 @@ def test_cache_in_parts_equals_one_cache_and_checks_its_start(tmp_path):
     assert len(a) == len(b) == 5 and torch.equal(a.latents, b.latents) and a.captions == b.captions
     rows = [json.loads(line)["index"] for line in (parts / "captions.jsonl").read_text().splitlines()]
     assert rows == [0, 1, 2, 3, 4]
+
+
+def test_an_item_seen_again_is_seen_at_new_noise_with_its_other_captions(cache):
+    from kinema.train.data import LatentCache, batch_indices
+    from kinema.train.trainer import sample_generator
+
+    data = LatentCache(cache)
+    n = len(data)
+    first, second = [data[i] for i in range(n)], [data[i] for i in range(n, 2 * n)]
+    assert sorted(s["item"] for s in first) == list(range(n)) == sorted(s["item"] for s in second)
+    assert [s["item"] for s in first] != [s["item"] for s in second]  # each epoch in its own order
+    # The sample number keys the noise and timestep, so a clip's second visit draws new ones.
+    key = {s["item"]: s["index"] for s in first}
+    again = [(key[s["item"]], s["index"]) for s in second]
+    assert all(a != b for a, b in again)
+    a, b = again[0]
+    assert not torch.equal(torch.randn(8, generator=sample_generator(0, a, 21)),
+                           torch.randn(8, generator=sample_generator(0, b, 21)))
+    captions: dict[int, set] = {}
+    for i in range(8 * n):
+        captions.setdefault(data[i]["item"], set()).add(data[i]["caption"])
+    assert all(len(c) == 2 for c in captions.values())  # both paraphrases are used
+    assert batch_indices(5, 4, 1, 2) == [44, 45, 46, 47]  # never wrapped to the data's length
+
+
+def test_folder_buckets_give_each_batch_one_shape(tmp_path):
+    import numpy as np
+
+    from kinema.io import write_video
+    from kinema.train.data import VideoFolder, collate
+
+    for i in range(6):
+        wide = i % 3 != 0  # four 16:9 clips, two 9:16 clips
+        frames = np.full((6, 36, 64, 3) if wide else (6, 64, 36, 3), 30 * i, np.uint8)
+        write_video(tmp_path / "videos" / f"clip{i}.mp4", frames, 8)
+        (tmp_path / "videos" / f"clip{i}.txt").write_text(f"clip {i}")
+    data = VideoFolder(DataConfig(source="folder", path=str(tmp_path / "videos"), width=32, height=32,
+                                  num_frames=5, buckets=[[64, 32, 5], [32, 64, 3]], num_workers=0))
+    assert [len(m) for m in data.members] == [0, 4, 2]
+    shapes = set()
+    for step in range(12):
+        keys = data.batch_keys(step, 3, 0, 1)
+        samples = [data[k] for k in keys]
+        shapes.add(tuple(collate(samples)["video"].shape[1:]))
+        assert all(s["item"] in data.members[keys[0][1]] for s in samples)
+    assert shapes == {(3, 5, 32, 64), (3, 3, 64, 32)}  # both buckets drawn, never the empty square one

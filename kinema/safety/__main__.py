@@ -3,7 +3,7 @@
 import argparse
 import logging
 
-from kinema.safety.classifier import HEAD_PATH, TRAIN_PATH, train_head
+from kinema.safety.classifier import EPOCHS, HEAD_PATH, TRAIN_PATH, TUNED_LAYERS, train_head
 
 
 def main() -> None:
@@ -11,9 +11,12 @@ def main() -> None:
     parser.add_argument("command", choices=["train"])
     parser.add_argument("--data", default=str(TRAIN_PATH), help="labelled prompts, JSONL")
     parser.add_argument("--out", default=str(HEAD_PATH), help="where to write the head (safetensors)")
+    parser.add_argument("--tuned-layers", type=int, default=TUNED_LAYERS,
+                        help=f"top encoder layers fine-tuned with the head (default {TUNED_LAYERS}; 0: frozen encoder)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"passes when tuning layers (default {EPOCHS})")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(train_head(args.data, args.out))
+    print(train_head(args.data, args.out, tuned_layers=args.tuned_layers, epochs=args.epochs))
 
 
 if __name__ == "__main__":

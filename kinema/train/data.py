@@ -2,12 +2,16 @@
 
 Every source is map-style and indexed by a global sample number, so a batch is a pure function of
 (seed, step, rank): resuming continues exactly, and N ranks see disjoint slices of one global batch.
+A finite source maps sample number n to item ``epoch_item(n, len)``: every epoch visits each item once,
+in an order of its own. The sample number (not the item) stays the sample's ``index``, which keys its
+noise, timestep and caption, so an item seen again in a later epoch is seen at a new noise level.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,17 @@ from kinema.io import fit_frames, frames_to_tensor, read_media
 VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 WORLD_SEED_BASE = 1_000_000  # world clip i uses seed WORLD_SEED_BASE + data.seed * 10**7 + i; eval uses others
+
+
+@lru_cache(maxsize=4)
+def _epoch_order(epoch: int, length: int) -> torch.Tensor:
+    return torch.randperm(length, generator=torch.Generator().manual_seed(epoch))
+
+
+def epoch_item(number: int, length: int) -> int:
+    """The item that global sample `number` reads from `length` items: each epoch is a permutation."""
+    epoch, position = divmod(int(number), length)
+    return int(_epoch_order(epoch, length)[position])
 
 
 class WorldClips(Dataset):
@@ -92,9 +107,22 @@ class VideoFolder(Dataset):
                 text = ""
             self.items.append((path, text))
         self.buckets = [(data.width, data.height, data.num_frames)] + [tuple(b) for b in data.buckets]
+        self.members: list[list[int]] = [[] for _ in self.buckets]  # items of each bucket
+        for index in range(len(self.items)):
+            self.members[self.bucket_of(index)].append(index)
+        self.seed = data.seed
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def batch_keys(self, step: int, batch_size: int, rank: int, world_size: int) -> list[tuple[int, int]]:
+        """One step's keys (sample number, bucket): the whole global batch shares one bucket, drawn by
+        the step with odds proportional to the bucket's number of items, so every batch has one shape."""
+        bucket = 0
+        if len(self.buckets) > 1:
+            weights = [len(m) for m in self.members]
+            bucket = random.Random(self.seed * 1_000_003 + step).choices(range(len(weights)), weights)[0]
+        return [(n, bucket) for n in batch_indices(step, batch_size, rank, world_size)]
 
     def bucket_of(self, index: int) -> int:
         """The bucket whose aspect ratio is closest to item `index` (cheap: reads the first frame)."""
@@ -104,7 +132,11 @@ class VideoFolder(Dataset):
         return int(np.argmin([abs(np.log((bw / bh) / (w / h))) for bw, bh, _ in self.buckets]))
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        index, bucket = key if isinstance(key, tuple) else (key, 0)
+        number, bucket = key if isinstance(key, tuple) else (key, None)
+        if bucket is None:
+            index, bucket = epoch_item(number, len(self.items)), 0
+        else:
+            index = self.members[bucket][epoch_item(number, len(self.members[bucket]))]
         width, height, num_frames = self.buckets[bucket]
         path, caption = self.items[index]
         try:
@@ -113,12 +145,12 @@ class VideoFolder(Dataset):
             raise ConfigError(f"training data {path}: unreadable; remove it or fix it") from None
         frames = video.frames
         if len(frames) > 1:
-            start = random.Random(index).randrange(max(1, len(frames) - num_frames + 1))
+            start = random.Random(number).randrange(max(1, len(frames) - num_frames + 1))  # new window each epoch
             frames = frames[start : start + num_frames]
             if len(frames) < num_frames:  # pad short clips by holding the last frame
                 frames = np.concatenate([frames, np.repeat(frames[-1:], num_frames - len(frames), 0)])
         frames = fit_frames(frames, width, height, "crop")
-        return {"video": frames_to_tensor(frames), "caption": caption, "index": int(index)}
+        return {"video": frames_to_tensor(frames), "caption": caption, "index": int(number), "item": index}
 
 
 class LatentCache(Dataset):
@@ -138,13 +170,11 @@ class LatentCache(Dataset):
     def __len__(self) -> int:
         return len(self.latents)
 
-    def __getitem__(self, index: int) -> dict:
-        epoch, position = divmod(int(index), len(self.latents))
-        order = torch.randperm(len(self.latents), generator=torch.Generator().manual_seed(epoch))
-        index = int(order[position])
+    def __getitem__(self, number: int) -> dict:
+        index = epoch_item(number, len(self.latents))
         captions = self.captions[index]
-        caption = captions[random.Random(index * 7919).randrange(len(captions))] if captions else ""
-        return {"latent": self.latents[index].float(), "caption": caption, "index": index}
+        caption = captions[random.Random(int(number) * 7919).randrange(len(captions))] if captions else ""
+        return {"latent": self.latents[index].float(), "caption": caption, "index": int(number), "item": index}
 
 
 def build_dataset(data: DataConfig) -> Dataset:
@@ -167,7 +197,7 @@ def collate(samples: list[dict]) -> dict:
     return out
 
 
-def batch_indices(step: int, batch_size: int, rank: int, world_size: int, length: int) -> list[int]:
-    """Global sample numbers of this rank's share of step `step`'s batch."""
+def batch_indices(step: int, batch_size: int, rank: int, world_size: int) -> list[int]:
+    """Global sample numbers of this rank's share of step `step`'s batch (they never repeat)."""
     start = (step * world_size + rank) * batch_size
-    return [(start + i) % length for i in range(batch_size)]
+    return list(range(start, start + batch_size))

@@ -38,12 +38,13 @@ def sample_generator(seed: int, global_index: int, salt: int = 0) -> torch.Gener
 class StepBatches(torch.utils.data.Sampler):
     """Yields this rank's indices for steps start..steps-1, so a resumed run reads the same data."""
 
-    def __init__(self, start: int, steps: int, batch_size: int, env: distributed.Dist, length: int):
-        self.start, self.steps, self.batch_size, self.env, self.length = start, steps, batch_size, env, length
+    def __init__(self, start: int, steps: int, batch_size: int, env: distributed.Dist, dataset):
+        self.start, self.steps, self.batch_size, self.env = start, steps, batch_size, env
+        self.keys = getattr(dataset, "batch_keys", batch_indices)  # a bucketed source picks one shape per step
 
     def __iter__(self):
         for step in range(self.start, self.steps):
-            yield batch_indices(step, self.batch_size, self.env.rank, self.env.world_size, self.length)
+            yield self.keys(step, self.batch_size, self.env.rank, self.env.world_size)
 
     def __len__(self) -> int:
         return max(0, self.steps - self.start)
@@ -266,7 +267,7 @@ def _train(run: RunConfig, env: distributed.Dist, resume: bool, show_progress: b
     dataset = build_dataset(run.data)
     loader = DataLoader(
         dataset,
-        batch_sampler=StepBatches(start_step, cfg.steps, cfg.batch_size, env, len(dataset)),
+        batch_sampler=StepBatches(start_step, cfg.steps, cfg.batch_size, env, dataset),
         num_workers=run.data.num_workers,
         collate_fn=collate,
         persistent_workers=False,
