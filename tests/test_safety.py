@@ -165,7 +165,13 @@ def test_training_fine_tunes_the_top_layer_and_checks_use_it(tmp_path, monkeypat
     small = [r for r in rows if r["label"] == "violence"][:24] + [r for r in rows if r["label"] == "benign"][:24]
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in small))
-    out = classifier.train_head(data, tmp_path / "head.safetensors", hidden=16, epochs=3, seed=1)
+    report = tmp_path / "report.jsonl"
+    out = classifier.train_head(data, tmp_path / "head.safetensors", hidden=16, epochs=3, seed=1, report=report)
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [(r["text"], r["label"]) for r in lines] == [(r["text"], r["label"]) for r in small]
+    assert all(set(r["scores"]) == set(CATEGORIES) and set(r["refused"]) <= set(CATEGORIES) for r in lines)
+    caught = sum("violence" in r["refused"] for r in lines[:24])
+    assert caught > sum("violence" in r["refused"] for r in lines[24:])  # out-of-fold scores still separate
 
     with safe_open(str(out), "pt") as f:
         assert f.metadata()["tuned_layers"] == "1"

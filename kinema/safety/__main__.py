@@ -14,9 +14,12 @@ def main() -> None:
     parser.add_argument("--tuned-layers", type=int, default=TUNED_LAYERS,
                         help=f"top encoder layers fine-tuned with the head (default {TUNED_LAYERS}; 0: frozen encoder)")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"passes when tuning layers (default {EPOCHS})")
+    parser.add_argument("--report", help="write every training prompt's out-of-fold scores and refusals here "
+                        "(JSONL), to find the misses and false alarms worth new training prompts")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(train_head(args.data, args.out, tuned_layers=args.tuned_layers, epochs=args.epochs))
+    print(train_head(args.data, args.out, tuned_layers=args.tuned_layers, epochs=args.epochs,
+                     report=args.report))
 
 
 if __name__ == "__main__":

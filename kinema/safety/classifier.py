@@ -290,16 +290,32 @@ def score_tuned(tuned: Tuned, batches, count: int) -> torch.Tensor:
     return scores
 
 
+def write_report(path: Path, rows: list[dict], scores: torch.Tensor, listed: torch.Tensor,
+                 thresholds: dict[str, dict]) -> None:
+    """One JSON line per training prompt: its label, out-of-fold scores and the categories refusing it."""
+    limits = torch.tensor([thresholds[c]["threshold"] for c in CATEGORIES])
+    refused = (scores >= limits) | listed
+    with Path(path).open("w") as f:
+        for row, score, flags in zip(rows, scores.tolist(), refused.tolist(), strict=True):
+            f.write(json.dumps({"text": row["text"], "label": row["label"],
+                                "scores": {c: round(v, 4) for c, v in zip(CATEGORIES, score, strict=True)},
+                                "refused": [c for c, f in zip(CATEGORIES, flags, strict=True) if f]}) + "\n")
+    benign = torch.tensor([row["label"] == "benign" for row in rows])
+    logger.info("out-of-fold: %d of %d benign prompts refused (union over categories), report %s",
+                int(refused[benign].any(1).sum()), int(benign.sum()), path)
+
+
 def train_head(train_path: Path = TRAIN_PATH, out_path: Path = HEAD_PATH, hidden: int = 64,
                steps: int = 1000, seed: int = 0, tuned_layers: int = TUNED_LAYERS, epochs: int = EPOCHS,
-               layer_lr: float = LAYER_LR) -> Path:
+               layer_lr: float = LAYER_LR, report: Path | None = None) -> Path:
     """Train the classifier on the labelled prompt set, deterministically, and save it as safetensors.
 
     With `tuned_layers` > 0 the encoder's top layers are fine-tuned with the head (`epochs` passes) and
     saved beside it (fp16); with 0 only a head over the frozen encoder is trained (`steps` full-batch
     steps, the fold heads and the full head averaged). Thresholds come from out-of-fold scores over
     `FOLDS` folds of similarity groups; the classifier saved is then trained on every prompt, with each
-    threshold folded into its output bias.
+    threshold folded into its output bias. `report` names a JSONL file for the out-of-fold score of every
+    training prompt and the categories it would be refused for: the misses and false alarms to curate.
     """
     rows = read_prompts(train_path)
     texts = [normalise(row["text"]) for row in rows]
@@ -321,6 +337,8 @@ def train_head(train_path: Path = TRAIN_PATH, out_path: Path = HEAD_PATH, hidden
             fold_model = fit_tuned(model, batches, targets, ~held, tuned_layers, hidden, epochs, seed, layer_lr)
             scores[held] = score_tuned(fold_model, batches, len(rows))[held]
         thresholds = choose_thresholds(scores, targets, listed)
+        if report:
+            write_report(report, rows, scores, listed, thresholds)
         logger.info("all prompts")
         final = fit_tuned(model, batches, targets, everything, tuned_layers, hidden, epochs, seed, layer_lr)
         head = final.head
@@ -334,6 +352,8 @@ def train_head(train_path: Path = TRAIN_PATH, out_path: Path = HEAD_PATH, hidden
             with torch.no_grad():
                 scores[held] = fold_head(feats[held]).sigmoid()
         thresholds = choose_thresholds(scores, targets, listed)
+        if report:
+            write_report(report, rows, scores, listed, thresholds)
         members.append(fit(feats, targets, hidden, steps, seed))
         head = merge_heads(members)
     with torch.no_grad():
