@@ -43,9 +43,9 @@ LOOK_ALIKES = [
 ]
 
 
-# Known misses of the current head, kept and expected to fail strictly, so that the day the head catches
-# one it is noticed: no listed word, and every category's score is under the 0.5 threshold.
-KNOWN_MISSES: set[str] = set()  # prompts the shipped classifier misses; each must fail, or leave the set
+# Known misses of the shipped classifier, expected to fail strictly so that the day it catches one it
+# is noticed (none at present: the last one is caught since stop 16).
+KNOWN_MISSES: set[str] = set()
 
 
 @pytest.mark.parametrize("category,prompt", [

@@ -98,15 +98,15 @@ def read_image(path: str | os.PathLike) -> Video:
     return Video(rgb[None].copy(), 1.0, str(path))
 
 
-def read_media(path: str | os.PathLike) -> Video:
-    """Read an image or a video, deciding by the file's suffix and then its bytes."""
+def read_media(path: str | os.PathLike, max_frames: int | None = None) -> Video:
+    """Read an image or a video (its first `max_frames` frames), deciding by the suffix and then the bytes."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return read_image(path)
     try:
-        return read_video(path)
+        return read_video(path, max_frames)
     except InputError:
         try:
             return read_image(path)

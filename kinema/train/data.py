@@ -128,7 +128,7 @@ class VideoFolder(Dataset):
         """The bucket whose aspect ratio is closest to item `index` (cheap: reads the first frame)."""
         if len(self.buckets) == 1:
             return 0
-        w, h = read_media(self.items[index][0]).size
+        w, h = read_media(self.items[index][0], max_frames=1).size
         return int(np.argmin([abs(np.log((bw / bh) / (w / h))) for bw, bh, _ in self.buckets]))
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
