@@ -1,48 +1,59 @@
 """Regenerate the README gallery from a checkpoint: GIFs and PNG strips of the gallery prompts.
 
-    python docs/make_gallery.py [--checkpoint DIR] [--seeds 0 1]
+    python docs/make_gallery.py [--checkpoint DIR] [--seeds 0 1] [--check 8]
 
 Writes NAME-SEED.gif and NAME-SEED.png per prompt and seed, and all.png: the first seed's strips stacked.
+--check N also counts, over seeds 0..N-1, the samples that show the named colours throughout and moving
+the named way (kinema.evaluation.gallery), and writes the counts to check.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from PIL import Image
 
+from kinema.evaluation.gallery import GALLERY, check_gallery
 from kinema.io import contact_sheet, save_gif, save_strip
 from kinema.pipeline import GenerationRequest, Pipeline
 
-PROMPTS = {
-    "direction": "a red sphere rolls from left to right",
-    "direction-left": "a blue cube slides from right to left",
-    "colours": "a yellow sphere and a green cube",
-    "collision": "a red sphere rolls from left to right and hits a blue cube, which slides to the right",
-    "drop": "a purple ball falls and bounces on the floor",
-}
+SECONDS = 2.0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
+    parser.add_argument("--check", type=int, default=0, metavar="N", help="check N seeds per prompt (0: no check)")
     parser.add_argument("--out", default="docs/media/gallery")
     args = parser.parse_args()
     pipe = Pipeline.from_checkpoint(args.checkpoint)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     rows = []  # the first seed's clip of every prompt: the README's all.png, one row each
-    for name, prompt in PROMPTS.items():
+    for item in GALLERY:
         for seed in args.seeds:
-            result = pipe.generate(GenerationRequest(prompt, seconds=2.0, seed=seed))
-            save_gif(out / f"{name}-{seed}.gif", result.frames, result.fps)
-            save_strip(out / f"{name}-{seed}.png", result.frames, count=8)
+            result = pipe.generate(GenerationRequest(item.prompt, seconds=SECONDS, seed=seed))
+            save_gif(out / f"{item.name}-{seed}.gif", result.frames, result.fps)
+            save_strip(out / f"{item.name}-{seed}.png", result.frames, count=8)
             if seed == args.seeds[0]:
                 rows.append(result.frames)
-            print(f"{name} seed {seed}: {result.timings['total']:.1f} s")
-    # A 256-colour palette keeps the README image small; the strips beside it stay full colour.
-    Image.fromarray(contact_sheet(rows, 8)).quantize(256).save(out / "all.png", optimize=True)
+            print(f"{item.name} seed {seed}: {result.timings['total']:.1f} s")
+    if rows:  # a 256-colour palette keeps the README image small; the strips beside it stay full colour
+        Image.fromarray(contact_sheet(rows, 8)).quantize(256).save(out / "all.png", optimize=True)
+    if args.check:
+        def generate(prompt: str, seed: int):
+            return pipe.generate(GenerationRequest(prompt, seconds=SECONDS, seed=seed)).frames
+
+        summary = check_gallery(generate, range(args.check))
+        for row in summary["rows"]:
+            print(f"{row['name']:15s} passed {row['passed']}/{row['samples']} "
+                  f"(colours throughout {row['colours']}, motion {row['motion']})")
+        print(f"all: {summary['passed']}/{summary['samples']} = {summary['share']:.2f}")
+        summary["checkpoint"] = str(args.checkpoint or "shipped")
+        (out / "check.json").write_text(json.dumps(summary, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -164,3 +164,39 @@ def test_ground_truth_full_marks_at_default_size(reduced: bool):
     result = evaluate(truth_generator, cases)
     assert not _bad(result, 0.95)
     assert result["summary"]["overall"]["score"] >= 0.99
+
+
+def test_gallery_check_reads_colour_and_motion_from_a_world_clip():
+    from kinema.evaluation.gallery import GalleryPrompt, check_clip
+    from kinema.world.clip import render_clip
+
+    clip = render_clip(1, family="direction", width=64, height=64)  # "A large pink box slides to the right"
+    right = GalleryPrompt("right", clip.captions[0], ("pink",), (("pink", "right"),))
+    assert check_clip(clip.frames, right)["passed"]
+    mirrored = np.ascontiguousarray(clip.frames[:, :, ::-1])
+    result = check_clip(mirrored, right)
+    assert result["colours"] and not result["motion"] and not result["passed"]
+    assert check_clip(mirrored, GalleryPrompt("left", "", ("pink",), (("pink", "left"),)))["passed"]
+    # The object fading out half-way fails the colour test: the gallery's most common failure.
+    faded = clip.frames.copy()
+    faded[len(faded) // 2 :] = faded[0, :1, :1]  # the floor colour of the top-left corner
+    assert not check_clip(faded, right)["colours"]
+    assert not check_clip(clip.frames, GalleryPrompt("wrong colour", "", ("green",)))["passed"]
+
+
+def test_gallery_check_sees_a_drop_and_counts_samples():
+    from kinema.evaluation.gallery import GalleryPrompt, check_clip, check_gallery
+    from kinema.world.clip import render_clip
+
+    clip = render_clip(1, family="gravity", width=64, height=64)  # "A large cyan cylinder drops to the floor..."
+    drop = GalleryPrompt("drop", clip.captions[0], ("cyan",), (("cyan", "down"),))
+    assert check_clip(clip.frames, drop)["passed"]
+    assert not check_clip(np.ascontiguousarray(clip.frames[:, ::-1]), drop)["motion"]  # upside down: it rises
+    with pytest.raises(ValueError, match="motion 'up'"):
+        check_clip(clip.frames, GalleryPrompt("up", "", ("cyan",), (("cyan", "up"),)))
+
+    def generate(prompt: str, seed: int) -> np.ndarray:  # seed 0: the clip, seed 1: it mirrored in time
+        return clip.frames if seed == 0 else np.ascontiguousarray(clip.frames[::-1])
+
+    summary = check_gallery(generate, [0, 1], items=[drop])
+    assert summary["rows"][0]["passed"] == 1 and summary["samples"] == 2 and summary["share"] == 0.5
