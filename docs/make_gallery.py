@@ -47,7 +47,10 @@ def main() -> None:
         def generate(prompt: str, seed: int):
             return pipe.generate(GenerationRequest(prompt, seconds=SECONDS, seed=seed)).frames
 
-        summary = check_gallery(generate, range(args.check))
+        def report(name: str, seed: int, result: dict) -> None:
+            print(f"check {name} seed {seed}: {'pass' if result['passed'] else 'fail'}", flush=True)
+
+        summary = check_gallery(generate, range(args.check), progress=report)
         for row in summary["rows"]:
             print(f"{row['name']:15s} passed {row['passed']}/{row['samples']} "
                   f"(colours throughout {row['colours']}, motion {row['motion']})")

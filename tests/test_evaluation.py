@@ -177,7 +177,7 @@ def test_gallery_check_reads_colour_and_motion_from_a_world_clip():
     result = check_clip(mirrored, right)
     assert result["colours"] and not result["motion"] and not result["passed"]
     assert check_clip(mirrored, GalleryPrompt("left", "", ("pink",), (("pink", "left"),)))["passed"]
-    # The object fading out half-way fails the colour test: the gallery's most common failure.
+    # The object fading out half-way fails the colour test, as many gallery samples do.
     faded = clip.frames.copy()
     faded[len(faded) // 2 :] = faded[0, :1, :1]  # the floor colour of the top-left corner
     assert not check_clip(faded, right)["colours"]
