@@ -4,7 +4,9 @@
 
 Writes NAME-SEED.gif and NAME-SEED.png per prompt and seed, and all.png: the first seed's strips stacked.
 --check N also counts, over seeds 0..N-1, the samples that show the named colours throughout and moving
-the named way (kinema.evaluation.gallery), and writes the counts to check.json.
+the named way (kinema.evaluation.gallery), and writes the counts to check.json. It also generates
+prompts that differ only in "right" or "left" at the same seeds, and counts the seeds whose object goes
+the way its prompt says against those that go the same way whatever the prompt says.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from kinema.evaluation.gallery import GALLERY, check_gallery
+from kinema.evaluation.gallery import GALLERY, check_gallery, mirror_check
 from kinema.io import contact_sheet, save_gif, save_strip
 from kinema.pipeline import GenerationRequest, Pipeline
 
@@ -55,6 +57,11 @@ def main() -> None:
             print(f"{row['name']:15s} passed {row['passed']}/{row['samples']} "
                   f"(colours throughout {row['colours']}, motion {row['motion']})")
         print(f"all: {summary['passed']}/{summary['samples']} = {summary['share']:.2f}")
+        mirrors = mirror_check(generate, range(args.check))
+        for row in mirrors["rows"]:
+            print(f"{row['right']!r} / {row['left']!r}: follows the prompt at {row['follows']} of "
+                  f"{row['measured']} seeds, same way for both at {row['same_way']}")
+        summary["mirrors"] = mirrors
         summary["checkpoint"] = str(args.checkpoint or "shipped")
         (out / "check.json").write_text(json.dumps(summary, indent=1) + "\n")
 

@@ -65,6 +65,11 @@ class TextConfig:
     kind: str = "minilm"  # "minilm" (packaged all-MiniLM-L6-v2) or "hf" (a local path)
     path: str = ""
     max_tokens: int = 32
+    # Hidden states joined along the feature axis, as indices into (embeddings, layer 1, ..., last):
+    # -1 is the last layer; adding 0 (the embedding layer, a token's own identity and position) keeps
+    # words apart that the last layer of a sentence-embedding model nearly merges ("left" and "right").
+    # dit.text_dim must be the encoder width times the number of layers.
+    layers: tuple[int, ...] = (-1,)
 
 
 @dataclass

@@ -153,17 +153,19 @@ class Pipeline:
     def from_checkpoint(cls, folder: str | Path | None = None, device: str = "cpu") -> Pipeline:
         """Load a checkpoint folder (default: the shipped model) with no network access."""
         from kinema.models.dit import DiffusionTransformer
-        from kinema.models.text import load_text_encoder
+        from kinema.models.text import check_text_width, load_text_encoder
         from kinema.models.vae import VideoAutoencoder
 
         folder = resolve(folder) if folder else default_checkpoint()
         cfg = load_config(folder)
+        text = load_text_encoder(cfg.text)
+        check_text_width(text, cfg.dit.text_dim)
         dit = DiffusionTransformer(cfg.dit)
         dit.load_state_dict(load_state(folder, "dit"))
         vae = VideoAutoencoder(cfg.vae)
         vae.load_state_dict(load_state(folder, "vae"))
         info = CheckpointInfo(id=f"{cfg.name}@{folder.name}", sha256=checkpoint_hash(folder), path=str(folder))
-        return cls(cfg, dit.to(device), vae.to(device), load_text_encoder(cfg.text), info, device)
+        return cls(cfg, dit.to(device), vae.to(device), text, info, device)
 
     # ---- limits -------------------------------------------------------------------------------
     def resolve_size(self, width: int | None, height: int | None) -> tuple[int, int]:

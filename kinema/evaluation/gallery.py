@@ -48,6 +48,12 @@ GALLERY: tuple[GalleryPrompt, ...] = (
 
 MOTION_WORDS = ("left", "right", "down")
 
+# Prompts that differ only in their direction word, for `mirror_check`: (rightward, leftward, colour).
+MIRRORS: tuple[tuple[str, str, str], ...] = (
+    ("a red sphere rolls from left to right", "a red sphere rolls from right to left", "red"),
+    ("a blue cube slides to the right", "a blue cube slides to the left", "blue"),
+)
+
 
 def _motion(word: str, track: Track, width: int, height: int) -> bool:
     seen = np.flatnonzero(track.present)
@@ -94,3 +100,36 @@ def check_gallery(generate: Callable[[str, int], np.ndarray], seeds: Sequence[in
                      "colours": sum(r["colours"] for r in results), "motion": sum(r["motion"] for r in results)})
     total = len(items) * len(seeds)
     return {"rows": rows, "passed": passed, "samples": total, "share": passed / total if total else 0.0}
+
+
+def lateral_shift(frames: np.ndarray, colour: str) -> float | None:
+    """How far `colour` moves sideways between the first and last frames it is seen in, as a share of the
+    width (positive: to the right); None when it is seen in fewer than two frames."""
+    analysis = analyze(frames)
+    track = analysis.tracks[colour]
+    seen = np.flatnonzero(track.present)
+    if len(seen) < 2:
+        return None
+    return float(track.centroid[seen[-1], 0] - track.centroid[seen[0], 0]) / analysis.size[0]
+
+
+def mirror_check(generate: Callable[[str, int], np.ndarray], seeds: Sequence[int],
+                 pairs: Sequence[tuple[str, str, str]] = MIRRORS) -> dict:
+    """Whether the prompt or the noise decides the direction: each pair of prompts that differ only in
+    "right"/"left" is generated at the same seeds. A seed *follows* the prompts when the colour goes right
+    for the first and left for the second; it goes the *same way* for both when the words changed nothing.
+    """
+    rows = []
+    for right, left, colour in pairs:
+        follows = same = measured = 0
+        for seed in seeds:
+            a, b = lateral_shift(generate(right, seed), colour), lateral_shift(generate(left, seed), colour)
+            if a is None or b is None:
+                continue
+            measured += 1
+            follows += a > 0 > b
+            same += (a > 0) == (b > 0)
+        rows.append({"right": right, "left": left, "seeds": len(seeds), "measured": measured,
+                     "follows": follows, "same_way": same})
+    return {"rows": rows, "follows": sum(r["follows"] for r in rows), "same_way": sum(r["same_way"] for r in rows),
+            "measured": sum(r["measured"] for r in rows)}

@@ -26,14 +26,15 @@ class TextEncoder(Protocol):
         ...
 
     def pooled(self, prompts: list[str]) -> torch.Tensor:
-        """Prompts -> one L2-normalised sentence embedding each, (B, dim)."""
+        """Prompts -> one L2-normalised sentence embedding each, (B, width of the last layer)."""
         ...
 
 
 class HFEncoder:
     """A frozen Hugging Face encoder (BERT-like, or the encoder of T5) from a local folder."""
 
-    def __init__(self, path: str | Path, max_tokens: int = 32, device: torch.device | str = "cpu"):
+    def __init__(self, path: str | Path, max_tokens: int = 32, device: torch.device | str = "cpu",
+                 layers: tuple[int, ...] = (-1,)):
         path = Path(path)
         if not (path / "config.json").is_file():
             raise CheckpointError(
@@ -60,10 +61,19 @@ class HFEncoder:
         self.model = model.to(device).eval().requires_grad_(False)
         self.device = torch.device(device)
         self.max_tokens = max_tokens
-        self.dim = int(getattr(model.config, "hidden_size", None) or model.config.d_model)
+        width = int(getattr(model.config, "hidden_size", None) or model.config.d_model)
+        count = int(getattr(model.config, "num_hidden_layers", None) or model.config.num_layers)
+        layers = tuple(int(i) for i in layers)
+        if not layers or any(not -(count + 1) <= i <= count for i in layers):
+            raise ConfigError(f"text.layers {list(layers)}: this encoder has hidden states 0 (embeddings) to "
+                              f"{count} (or -1 for the last); name at least one")
+        self.layers = layers
+        self.width = width
+        self.dim = width * len(layers)
         self.path = path
 
-    def _hidden(self, prompts: list[str], max_length: int, pad_to_max: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _hidden(self, prompts: list[str], max_length: int, pad_to_max: bool,
+                layers: tuple[int, ...] = (-1,)) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = self.tokenizer(
             list(prompts),
             padding="max_length" if pad_to_max else "longest",
@@ -72,16 +82,18 @@ class HFEncoder:
             return_tensors="pt",
         ).to(self.device)
         with torch.no_grad():
-            states = self.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+            out = self.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                             output_hidden_states=layers != (-1,))
+            states = out.last_hidden_state if layers == (-1,) else torch.cat([out.hidden_states[i] for i in layers], -1)
         mask = inputs["attention_mask"].bool()
         return states.float() * mask[..., None], mask
 
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> (states (B, max_tokens, dim), mask (B, max_tokens) bool); padding states are zero."""
-        return self._hidden(prompts, self.max_tokens, pad_to_max=True)
+        return self._hidden(prompts, self.max_tokens, pad_to_max=True, layers=self.layers)
 
     def pooled(self, prompts: list[str]) -> torch.Tensor:
-        """Mean-pooled, L2-normalised sentence embeddings (B, dim) over up to 256 tokens."""
+        """Mean-pooled, L2-normalised sentence embeddings (B, width) of the last layer over up to 256 tokens."""
         states, mask = self._hidden(prompts, POOLED_MAX_TOKENS, pad_to_max=False)
         weights = mask[..., None].float()
         mean = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
@@ -106,21 +118,29 @@ def minilm_path() -> Path:
 class MiniLMEncoder(HFEncoder):
     """all-MiniLM-L6-v2 (384-d, 6 layers) from its pip package: small, frozen, offline."""
 
-    def __init__(self, max_tokens: int = 32, device: torch.device | str = "cpu"):
-        super().__init__(minilm_path(), max_tokens=max_tokens, device=device)
+    def __init__(self, max_tokens: int = 32, device: torch.device | str = "cpu", layers: tuple[int, ...] = (-1,)):
+        super().__init__(minilm_path(), max_tokens=max_tokens, device=device, layers=layers)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(kind: str, path: str, max_tokens: int) -> HFEncoder:
+def _load_cached(kind: str, path: str, max_tokens: int, layers: tuple[int, ...] = (-1,)) -> HFEncoder:
     if kind == "minilm":
-        return MiniLMEncoder(max_tokens=max_tokens)
+        return MiniLMEncoder(max_tokens=max_tokens, layers=layers)
     if kind == "hf":
         if not path:
             raise ConfigError('text.kind = "hf" needs text.path, a local Hugging Face encoder folder')
-        return HFEncoder(path, max_tokens=max_tokens)
+        return HFEncoder(path, max_tokens=max_tokens, layers=layers)
     raise ConfigError(f'unknown text.kind {kind!r}; use "minilm" (packaged) or "hf" (a local folder)')
+
+
+def check_text_width(encoder: TextEncoder, text_dim: int) -> None:
+    """A transformer's text input must be as wide as the states its encoder gives."""
+    if encoder.dim != text_dim:
+        layers = getattr(encoder, "layers", (-1,))
+        raise ConfigError(f"the text encoder gives {encoder.dim}-wide states (text.layers = {list(layers)}) but "
+                          f"dit.text_dim is {text_dim}: set dit.text_dim = {encoder.dim}")
 
 
 def load_text_encoder(cfg: TextConfig) -> TextEncoder:
     """The text encoder a config names, loaded once per process (on the CPU)."""
-    return _load_cached(cfg.kind, cfg.path, cfg.max_tokens)
+    return _load_cached(cfg.kind, cfg.path, cfg.max_tokens, tuple(cfg.layers))

@@ -117,7 +117,7 @@ class DiTStage(Stage):
 
     def __init__(self, run: RunConfig, device: torch.device):
         from kinema.models.dit import DiffusionTransformer
-        from kinema.models.text import load_text_encoder
+        from kinema.models.text import check_text_width, load_text_encoder
         from kinema.models.vae import VideoAutoencoder
 
         self.run = run
@@ -129,9 +129,12 @@ class DiTStage(Stage):
                 raise ConfigError("train.init_from: the transformer stage needs a checkpoint with a trained autoencoder")
             self.vae = VideoAutoencoder(run.model.vae).to(device).eval().requires_grad_(False)
             self.vae.load_state_dict(load_state(run.train.init_from, "vae"))
-        if run.train.init_from and (Path(run.train.init_from) / "dit.safetensors").is_file():
-            self.model.load_state_dict(load_state(run.train.init_from, "dit"))
         self.text = load_text_encoder(run.model.text)
+        check_text_width(self.text, run.model.dit.text_dim)
+        if run.train.init_from and (Path(run.train.init_from) / "dit.safetensors").is_file():
+            state = load_state(run.train.init_from, "dit")
+            old_layers = tuple(load_config(run.train.init_from).text.layers)
+            self.model.load_state_dict(widen_text_input(state, old_layers, tuple(run.model.text.layers)))
         self.text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def encode_text(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,6 +182,29 @@ class DiTStage(Stage):
             [flow_loss(velocity[i : i + 1].float(), noise[i : i + 1], x0[i : i + 1], 1 - known[i : i + 1]) for i in range(b)]
         )
         return per_sample.mean(), {"flow": float(per_sample.detach().mean())}
+
+
+TEXT_INPUTS = ("text_proj.0.weight", "pooled_embed.0.weight")  # the layers that read text states
+
+
+def widen_text_input(state: dict[str, torch.Tensor], old: tuple[int, ...], new: tuple[int, ...]) -> dict:
+    """A transformer trained on text layers `old`, made to read layers `new` that extend them.
+
+    The columns for the added layers start at zero, so the widened model computes exactly what the old one
+    did until training teaches it to use them. Layers that do not extend `old` are a ConfigError.
+    """
+    if tuple(old) == tuple(new):
+        return state
+    if tuple(new[: len(old)]) != tuple(old):
+        raise ConfigError(f"text.layers {list(new)} cannot start from a transformer trained on {list(old)}: "
+                          f"list the old layers first, e.g. {list(old) + [i for i in new if i not in old]}")
+    widened = dict(state)
+    for key in TEXT_INPUTS:
+        if key in state:
+            weight = state[key]
+            extra = weight.shape[1] // len(old) * (len(new) - len(old))
+            widened[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], 1)
+    return widened
 
 
 def _lr_lambda(warmup: int, total: int = 0, decay: int = 0, floor: float = 0.0):
