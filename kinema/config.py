@@ -53,6 +53,10 @@ class DiTConfig:
     rope_theta: float = 10000.0
     # Add the masked mean of the text token states to the timestep conditioning.
     pooled_text: bool = True
+    # Two more input channels holding each patch's x and y in the frame (-1 to 1). RoPE gives attention
+    # relative positions only, so without them the model cannot tell the left of the frame from the right
+    # and where an object starts comes from the noise alone, whatever the prompt says.
+    position_channels: bool = False
     # One adaLN projection shared by all blocks plus a learned table per block (as Wan does) instead
     # of a Linear(width, 6 width) in every block: ~6 width^2 fewer parameters per block.
     shared_modulation: bool = True

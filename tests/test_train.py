@@ -267,7 +267,7 @@ def test_widening_the_text_input_keeps_the_model_and_then_learns_the_new_layers(
     from kinema.checkpoint import load_state
     from kinema.errors import ConfigError
     from kinema.models.dit import DiffusionTransformer
-    from kinema.train.trainer import DiTStage, widen_text_input
+    from kinema.train.trainer import DiTStage, widen_inputs
     from tests.tiny import make_tiny_checkpoint
 
     folder = make_tiny_checkpoint(tmp_path / "narrow")
@@ -290,5 +290,47 @@ def test_widening_the_text_input_keeps_the_model_and_then_learns_the_new_layers(
     loss = stage.model(x, t, wide_states, mask, x * 0, known).square().mean()
     loss.backward()
     assert stage.model.text_proj[0].weight.grad[:, 384:].abs().sum() > 0  # and they are trained
+    swapped = tiny_config()
+    swapped.text.layers = (0, -1)
     with pytest.raises(ConfigError, match=r"list the old layers first, e.g. \[-1, 0\]"):
-        widen_text_input(load_state(folder, "dit"), (-1,), (0, -1))
+        widen_inputs(load_state(folder, "dit"), tiny_config(), swapped)
+
+
+def test_frame_coordinates_widen_a_transformer_without_changing_it(tmp_path):
+    from kinema.checkpoint import load_state
+    from kinema.models.dit import DiffusionTransformer, frame_coordinates
+    from kinema.train.trainer import widen_inputs
+    from tests.tiny import make_tiny_checkpoint
+
+    grid = frame_coordinates(2, 3, 4, 6, torch.zeros(()))
+    assert grid.shape == (2, 2, 3, 4, 6)
+    assert grid[0, 0, 0, 0].tolist() == pytest.approx([-1, -0.6, -0.2, 0.2, 0.6, 1])  # x runs left to right
+    assert grid[0, 1, 0, :, 0].tolist() == pytest.approx([-1, -1 / 3, 1 / 3, 1])  # y top to bottom
+    folder = make_tiny_checkpoint(tmp_path / "plain")
+    plain = DiffusionTransformer(tiny_config().dit)
+    plain.load_state_dict(load_state(folder, "dit"))
+    placed_cfg = tiny_config()
+    placed_cfg.dit.position_channels = True
+    placed = DiffusionTransformer(placed_cfg.dit)
+    placed.load_state_dict(widen_inputs(load_state(folder, "dit"), tiny_config(), placed_cfg))
+    x, text = torch.randn(1, 16, 2, 4, 4), torch.randn(1, 3, 384)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(plain(x, 0.7, text, mask), placed(x, 0.7, text, mask), atol=1e-6)
+    placed(x, 0.7, text, mask).square().mean().backward()
+    assert placed.patch_embed.weight.grad[:, -8:].abs().sum() > 0  # 2 channels x 1x2x2 patch, trained
+    with pytest.raises(Exception, match="position_channels"):
+        widen_inputs(placed.state_dict(), placed_cfg, tiny_config())
+
+
+def test_init_from_a_run_folder_starts_from_its_latest_transformer(cache, single, tmp_path):
+    from kinema.checkpoint import load_state
+    from kinema.train.trainer import DiTStage
+
+    # `single` is a run folder (checkpoints under step-*/ and a `latest` pointer), not a checkpoint folder;
+    # until stop 18 its transformer was silently not loaded and the stage started from random weights.
+    config = run_config(cache, tmp_path / "next", steps=1, batch_size=2)
+    config.train.init_from = str(single)
+    stage = DiTStage(config, torch.device("cpu"))
+    latest = load_state(single, "dit")
+    assert all(torch.equal(stage.model.state_dict()[k], v) for k, v in latest.items())

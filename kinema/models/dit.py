@@ -183,6 +183,14 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))
 
 
+def frame_coordinates(batch: int, frames: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """(B, 2, T, H, W): each latent pixel's x and y across the frame, from -1 (left, top) to 1."""
+    ys = torch.linspace(-1.0, 1.0, height, device=like.device, dtype=like.dtype)
+    xs = torch.linspace(-1.0, 1.0, width, device=like.device, dtype=like.dtype)
+    grid = torch.stack([xs[None, :].expand(height, width), ys[:, None].expand(height, width)])  # (2, H, W)
+    return grid[None, :, None].expand(batch, 2, frames, height, width)
+
+
 class DiffusionTransformer(nn.Module):
     """Predicts the flow velocity of a noisy video latent given time, text and known frames."""
 
@@ -198,6 +206,8 @@ class DiffusionTransformer(nn.Module):
         pt, ph, pw = cfg.patch_size
         patch_volume = pt * ph * pw
         in_channels = 2 * cfg.latent_channels + 1  # noisy latent, known latent, known mask
+        if cfg.position_channels:
+            in_channels += 2  # x, y in the frame
         self.patch_embed = nn.Linear(in_channels * patch_volume, cfg.width)
         self.time_embed = nn.Sequential(nn.Linear(256, cfg.width), nn.SiLU(), nn.Linear(cfg.width, cfg.width))
         self.text_proj = nn.Sequential(
@@ -297,7 +307,10 @@ class DiffusionTransformer(nn.Module):
             known_mask = x.new_zeros(B, 1, T, H, W)
         known_mask = known_mask.to(x.dtype).expand(B, 1, T, H, W)
         known = known_latent * known_mask if known_latent is not None else torch.zeros_like(x)
-        tokens = self.patch_embed(self.patchify(torch.cat([x, known, known_mask], dim=1)))  # (B, N, D)
+        inputs = [x, known, known_mask]
+        if self.cfg.position_channels:
+            inputs.append(frame_coordinates(B, T, H, W, x))
+        tokens = self.patch_embed(self.patchify(torch.cat(inputs, dim=1)))  # (B, N, D)
 
         t = torch.as_tensor(t, dtype=torch.float32, device=x.device).flatten()
         if t.numel() not in (1, B):

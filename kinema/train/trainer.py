@@ -21,8 +21,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from kinema.checkpoint import load_config, load_state, save_checkpoint
-from kinema.config import RunConfig, dump_toml, to_dict
+from kinema.checkpoint import load_config, load_state, resolve, save_checkpoint
+from kinema.config import ModelConfig, RunConfig, dump_toml, to_dict
 from kinema.errors import ConfigError
 from kinema.train import distributed
 from kinema.train.data import batch_indices, build_dataset, collate
@@ -131,10 +131,9 @@ class DiTStage(Stage):
             self.vae.load_state_dict(load_state(run.train.init_from, "vae"))
         self.text = load_text_encoder(run.model.text)
         check_text_width(self.text, run.model.dit.text_dim)
-        if run.train.init_from and (Path(run.train.init_from) / "dit.safetensors").is_file():
+        if run.train.init_from and (resolve(run.train.init_from) / "dit.safetensors").is_file():
             state = load_state(run.train.init_from, "dit")
-            old_layers = tuple(load_config(run.train.init_from).text.layers)
-            self.model.load_state_dict(widen_text_input(state, old_layers, tuple(run.model.text.layers)))
+            self.model.load_state_dict(widen_inputs(state, load_config(run.train.init_from), run.model))
         self.text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def encode_text(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,23 +186,31 @@ class DiTStage(Stage):
 TEXT_INPUTS = ("text_proj.0.weight", "pooled_embed.0.weight")  # the layers that read text states
 
 
-def widen_text_input(state: dict[str, torch.Tensor], old: tuple[int, ...], new: tuple[int, ...]) -> dict:
-    """A transformer trained on text layers `old`, made to read layers `new` that extend them.
+def widen_inputs(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelConfig) -> dict:
+    """A transformer trained with config `old`, made to read the inputs `new` adds to them: text layers
+    appended to `old`'s (text.layers), and the frame coordinates (dit.position_channels).
 
-    The columns for the added layers start at zero, so the widened model computes exactly what the old one
-    did until training teaches it to use them. Layers that do not extend `old` are a ConfigError.
+    The weights for the added inputs start at zero, so the widened model computes exactly what the old
+    one did until training teaches it to use them. Any other change is left to load_state_dict to refuse.
     """
-    if tuple(old) == tuple(new):
-        return state
-    if tuple(new[: len(old)]) != tuple(old):
-        raise ConfigError(f"text.layers {list(new)} cannot start from a transformer trained on {list(old)}: "
-                          f"list the old layers first, e.g. {list(old) + [i for i in new if i not in old]}")
     widened = dict(state)
-    for key in TEXT_INPUTS:
-        if key in state:
-            weight = state[key]
-            extra = weight.shape[1] // len(old) * (len(new) - len(old))
-            widened[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], 1)
+    old_layers, new_layers = tuple(old.text.layers), tuple(new.text.layers)
+    if old_layers != new_layers:
+        if new_layers[: len(old_layers)] != old_layers:
+            raise ConfigError(f"text.layers {list(new_layers)} cannot start from a transformer trained on "
+                              f"{list(old_layers)}: list the old layers first, e.g. "
+                              f"{list(old_layers) + [i for i in new_layers if i not in old_layers]}")
+        for key in TEXT_INPUTS:
+            if key in state:
+                weight = state[key]
+                extra = weight.shape[1] // len(old_layers) * (len(new_layers) - len(old_layers))
+                widened[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], 1)
+    if new.dit.position_channels and not old.dit.position_channels:
+        weight = state["patch_embed.weight"]  # columns in (channel, pt, ph, pw) order: new channels go last
+        extra = 2 * math.prod(new.dit.patch_size)
+        widened["patch_embed.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], 1)
+    elif old.dit.position_channels and not new.dit.position_channels:
+        raise ConfigError("dit.position_channels: init_from's transformer reads frame coordinates; keep it true")
     return widened
 
 
