@@ -62,13 +62,12 @@ class HFEncoder:
         self.device = torch.device(device)
         self.max_tokens = max_tokens
         width = int(getattr(model.config, "hidden_size", None) or model.config.d_model)
-        count = int(getattr(model.config, "num_hidden_layers", None) or model.config.num_layers)
+        count = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "num_layers", None)
         layers = tuple(int(i) for i in layers)
-        if not layers or any(not -(count + 1) <= i <= count for i in layers):
+        if not layers or (count is not None and any(not -(count + 1) <= i <= count for i in layers)):
             raise ConfigError(f"text.layers {list(layers)}: this encoder has hidden states 0 (embeddings) to "
                               f"{count} (or -1 for the last); name at least one")
         self.layers = layers
-        self.width = width
         self.dim = width * len(layers)
         self.path = path
 
