@@ -55,9 +55,15 @@ MIRRORS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _motion(word: str, track: Track, width: int, height: int) -> bool:
+def _seen(track: Track) -> np.ndarray | None:
+    """The frames a track is seen in, or None when they are fewer than two (no motion to read)."""
     seen = np.flatnonzero(track.present)
-    if len(seen) < 2:
+    return seen if len(seen) >= 2 else None
+
+
+def _motion(word: str, track: Track, width: int, height: int) -> bool:
+    seen = _seen(track)
+    if seen is None:
         return False
     first, last = int(seen[0]), int(seen[-1])
     if word == "down":  # image y grows downwards
@@ -107,8 +113,8 @@ def lateral_shift(frames: np.ndarray, colour: str) -> float | None:
     width (positive: to the right); None when it is seen in fewer than two frames."""
     analysis = analyze(frames)
     track = analysis.tracks[colour]
-    seen = np.flatnonzero(track.present)
-    if len(seen) < 2:
+    seen = _seen(track)
+    if seen is None:
         return None
     return float(track.centroid[seen[-1], 0] - track.centroid[seen[0], 0]) / analysis.size[0]
 
