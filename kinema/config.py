@@ -89,6 +89,9 @@ class SamplingConfig:
     max_side: int = 256
     window_frames: int = 17
     context_latent_frames: int = 2
+    # Time shift of the sampling schedule (see flow.apply_shift); 0: from the latent's token count. A
+    # checkpoint trained with train.time_shift samples best with the same value.
+    shift: float = 0.0
 
 
 @dataclass
@@ -216,6 +219,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
+    # Shift of the logit-normal training times towards noise (flow.apply_shift); 0: from the token count.
+    # Near t = 1 the model decides a sample's layout; too few samples there and it copies the noise instead.
+    time_shift: float = 0.0
     precision: str = "auto"  # "auto": bf16 autocast on GPU, fp32 on CPU; or "fp32", "bf16"
     parallel: str = "ddp"  # "ddp" or "fsdp" when launched with torchrun
     compile: bool = False  # torch.compile the model's forward (the first steps pay a minute or two of compiling)

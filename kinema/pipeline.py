@@ -231,7 +231,7 @@ class Pipeline:
         _, t, h, w = noise.shape
         patch = self.cfg.dit.patch_size
         tokens = (t // patch[0]) * (h // patch[1]) * (w // patch[2])
-        schedule = get_schedule(steps, shift_for_tokens(tokens))
+        schedule = get_schedule(steps, self.cfg.sampling.shift or shift_for_tokens(tokens))
         x = noise[None]
         if start_time < 1.0:  # edit: start part-way, from the noised input
             schedule = torch.cat([torch.tensor([start_time]), schedule[schedule < start_time]])

@@ -151,3 +151,20 @@ def test_compile_without_a_cxx_compiler_says_what_to_do(pipe, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(InputError, match="C\\+\\+ compiler"):
         pipe.compile()
+
+
+def test_the_checkpoints_sampling_shift_sets_the_schedule(pipe):
+    seen = []
+    hook = pipe.dit.register_forward_pre_hook(lambda module, args: seen.append(round(float(args[1][0]), 4)))
+    try:
+        pipe.generate(GenerationRequest("a red sphere", seconds=1.0, check_safety=False))
+        plain = list(seen)
+        seen.clear()
+        pipe.cfg.sampling.shift = 3.0
+        pipe.generate(GenerationRequest("a red sphere", seconds=1.0, check_safety=False))
+    finally:
+        pipe.cfg.sampling.shift = 0.0
+        hook.remove()
+    # Two steps from t = 1: halfway by default (the tiny latent's 12 tokens get no shift), and with shift 3
+    # the second step is taken at 3 * 0.5 / (1 + 2 * 0.5) = 0.75, nearer to the noise.
+    assert plain == [1.0, 0.5] and seen == [1.0, 0.75]

@@ -334,3 +334,27 @@ def test_init_from_a_run_folder_starts_from_its_latest_transformer(cache, single
     stage = DiTStage(config, torch.device("cpu"))
     latest = load_state(single, "dit")
     assert all(torch.equal(stage.model.state_dict()[k], v) for k, v in latest.items())
+
+
+def test_time_shift_moves_training_times_towards_noise(cache, tmp_path):
+    from kinema.flow import apply_shift
+    from kinema.train.data import LatentCache, collate
+    from kinema.train.trainer import DiTStage
+
+    data = LatentCache(cache)
+    batch = collate([data[i] for i in range(16)])
+
+    def training_times(time_shift: float) -> torch.Tensor:
+        config = run_config(cache, tmp_path / "shift", steps=1, batch_size=16)
+        config.train.time_shift = time_shift
+        stage = DiTStage(config, torch.device("cpu"))
+        seen = []
+        stage.model.register_forward_pre_hook(lambda module, args: seen.append(args[1].clone()))
+        stage.loss(batch, step=1, seed=0)
+        return seen[0]
+
+    plain, shifted = training_times(0.0), training_times(3.0)  # the tiny latent's 12 tokens: no shift
+    # The same draws, each warped towards t = 1 (pure noise), where the sampler decides a layout.
+    assert torch.allclose(shifted, apply_shift(plain, 3.0), atol=1e-6)
+    assert bool((shifted > plain).all())
+    assert int((shifted > 0.8).sum()) > int((plain > 0.8).sum())

@@ -171,7 +171,7 @@ class DiTStage(Stage):
         times = torch.cat([sample_timesteps(1, generator=g) for g in gens]).to(x0)
         patch = self.run.model.dit.patch_size
         tokens = (t // patch[0]) * (h // patch[1]) * (w // patch[2])
-        times = apply_shift(times, shift_for_tokens(tokens))
+        times = apply_shift(times, self.run.train.time_shift or shift_for_tokens(tokens))
         noise = torch.stack([torch.randn(x0.shape[1:], generator=g) for g in gens]).to(x0)
         tb = times.view(b, 1, 1, 1, 1)
         x_t = (1 - tb) * x0 + tb * noise
