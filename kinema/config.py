@@ -60,6 +60,12 @@ class DiTConfig:
     # One adaLN projection shared by all blocks plus a learned table per block (as Wan does) instead
     # of a Linear(width, 6 width) in every block: ~6 width^2 fewer parameters per block.
     shared_modulation: bool = True
+    # A text-conditioned layout prior: a linear map from the pooled text to the coefficients of a
+    # low-frequency cosine basis (this many per axis: time, height, width) over the latent, added to the
+    # clean-latent estimate in proportion to the noise level; 0: none. Near pure noise the right estimate
+    # is the mean video for the prompt (where objects start and go), which the transformer could only
+    # reach through products of small weights; this gives the text a first-order path to the layout.
+    layout_prior: int = 0
 
 
 @dataclass

@@ -358,3 +358,27 @@ def test_time_shift_moves_training_times_towards_noise(cache, tmp_path):
     assert torch.allclose(shifted, apply_shift(plain, 3.0), atol=1e-6)
     assert bool((shifted > plain).all())
     assert int((shifted > 0.8).sum()) > int((plain > 0.8).sum())
+
+
+def test_a_layout_prior_widens_a_transformer_without_changing_it(tmp_path):
+    from kinema.checkpoint import load_state
+    from kinema.errors import ConfigError
+    from kinema.models.dit import DiffusionTransformer
+    from kinema.train.trainer import widen_inputs
+    from tests.tiny import make_tiny_checkpoint
+
+    folder = make_tiny_checkpoint(tmp_path / "plain")
+    plain = DiffusionTransformer(tiny_config().dit)
+    plain.load_state_dict(load_state(folder, "dit"))
+    prior_cfg = tiny_config()
+    prior_cfg.dit.layout_prior = 3
+    prior = DiffusionTransformer(prior_cfg.dit)
+    prior.load_state_dict(widen_inputs(load_state(folder, "dit"), tiny_config(), prior_cfg))
+    x, text = torch.randn(1, 16, 2, 4, 4), torch.randn(1, 3, 384)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(plain(x, 0.9, text, mask), prior(x, 0.9, text, mask), atol=1e-6)
+    (prior(x, 0.9, text, mask) - x).square().mean().backward()
+    assert prior.layout.weight.grad.abs().sum() > 0  # 27 cosines x 16 channels, trained from zero
+    with pytest.raises(ConfigError, match="layout_prior"):
+        widen_inputs(prior.state_dict(), prior_cfg, tiny_config())

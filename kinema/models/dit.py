@@ -191,6 +191,18 @@ def frame_coordinates(batch: int, frames: int, height: int, width: int, like: to
     return grid[None, :, None].expand(batch, 2, frames, height, width)
 
 
+def layout_basis(frames: int, height: int, width: int, order: int, like: torch.Tensor) -> torch.Tensor:
+    """(order ** 3, T, H, W): products of cosines cos(pi k u), k < order, over time, height and width, each
+    axis running u = 0 to 1 across the window; the lowest spacetime frequencies of a latent."""
+
+    def axis(n: int) -> torch.Tensor:  # (order, n)
+        u = torch.linspace(0.0, 1.0, n, device=like.device, dtype=torch.float32)
+        return torch.cos(math.pi * torch.arange(order, device=like.device, dtype=torch.float32)[:, None] * u)
+
+    basis = torch.einsum("at,bh,cw->abcthw", axis(frames), axis(height), axis(width))
+    return basis.reshape(order**3, frames, height, width).to(like.dtype)
+
+
 class DiffusionTransformer(nn.Module):
     """Predicts the flow velocity of a noisy video latent given time, text and known frames."""
 
@@ -218,6 +230,9 @@ class DiffusionTransformer(nn.Module):
             if cfg.pooled_text
             else None
         )
+        self.layout = (
+            nn.Linear(cfg.text_dim, cfg.layout_prior**3 * cfg.latent_channels) if cfg.layout_prior else None
+        )
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
         self.shared_modulation = (
             nn.Sequential(nn.SiLU(), nn.Linear(cfg.width, 6 * cfg.width)) if cfg.shared_modulation else None
@@ -239,6 +254,8 @@ class DiffusionTransformer(nn.Module):
         projections = [block.modulation[-1] for block in self.blocks if hasattr(block, "modulation")]
         if self.shared_modulation is not None:
             projections.append(self.shared_modulation[-1])
+        if self.layout is not None:  # the layout prior starts silent, like every output of adaLN-zero
+            projections.append(self.layout)
         for layer in projections:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
@@ -319,9 +336,9 @@ class DiffusionTransformer(nn.Module):
         c = self.time_embed(timestep_features(t))  # (B, D)
         text_mask = text_mask.to(torch.bool)
         has_text = text_mask.any(dim=1)  # (B,)
+        weights = text_mask.to(text_states.dtype)[..., None]
+        pooled = (text_states * weights).sum(1) / weights.sum(1).clamp_min(1.0)  # (B, text_dim)
         if self.pooled_embed is not None:
-            weights = text_mask.to(text_states.dtype)[..., None]
-            pooled = (text_states * weights).sum(1) / weights.sum(1).clamp_min(1.0)  # (B, text_dim)
             c = c + self.pooled_embed(pooled)
         context = self.text_proj(text_states)  # (B, L, D)
         # A sample with no text token at all attends to everything and its cross-attention is then zeroed,
@@ -336,4 +353,11 @@ class DiffusionTransformer(nn.Module):
                 tokens = checkpoint(block, tokens, block_c, context, context_mask, has_text, cos, sin, use_reentrant=False)
             else:
                 tokens = block(tokens, block_c, context, context_mask, has_text, cos, sin)
-        return self.unpatchify(self.final(tokens, c), grid).to(x.dtype)
+        velocity = self.unpatchify(self.final(tokens, c), grid)
+        if self.layout is not None:
+            order = self.cfg.layout_prior
+            coefficients = self.layout(pooled).view(B, C, order**3)
+            prior = torch.einsum("bck,kthw->bcthw", coefficients, layout_basis(T, H, W, order, coefficients))
+            # velocity = noise - x0: the prior joins the clean estimate, weighted towards pure noise
+            velocity = velocity - t.to(prior.dtype).view(B, 1, 1, 1, 1) * prior
+        return velocity.to(x.dtype)

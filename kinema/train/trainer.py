@@ -188,7 +188,8 @@ TEXT_INPUTS = ("text_proj.0.weight", "pooled_embed.0.weight")  # the layers that
 
 def widen_inputs(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelConfig) -> dict:
     """A transformer trained with config `old`, made to read the inputs `new` adds to them: text layers
-    appended to `old`'s (text.layers), and the frame coordinates (dit.position_channels).
+    appended to `old`'s (text.layers), the frame coordinates (dit.position_channels) and the layout prior
+    (dit.layout_prior).
 
     The weights for the added inputs start at zero, so the widened model computes exactly what the old
     one did until training teaches it to use them. Any other change is left to load_state_dict to refuse.
@@ -211,6 +212,12 @@ def widen_inputs(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelCon
         widened["patch_embed.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], 1)
     elif old.dit.position_channels and not new.dit.position_channels:
         raise ConfigError("dit.position_channels: init_from's transformer reads frame coordinates; keep it true")
+    if new.dit.layout_prior and not old.dit.layout_prior:
+        outputs = new.dit.layout_prior**3 * new.dit.latent_channels
+        widened["layout.weight"] = torch.zeros(outputs, new.dit.text_dim)
+        widened["layout.bias"] = torch.zeros(outputs)
+    elif old.dit.layout_prior != new.dit.layout_prior:
+        raise ConfigError(f"dit.layout_prior: init_from's transformer has {old.dit.layout_prior}; keep it")
     return widened
 
 
