@@ -218,6 +218,9 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 8
     lr: float = 3e-4
+    # Learning-rate multipliers by parameter-name prefix, e.g. {layout = 10.0}: a head added with zero
+    # weights to a trained model (dit.layout_prior) learns at its own pace without shaking the rest.
+    lr_scales: dict[str, float] = field(default_factory=dict)
     weight_decay: float = 0.01
     warmup_steps: int = 100
     decay_steps: int = 0  # fall linearly to min_lr_ratio·lr over the last decay_steps before `steps`; 0: constant

@@ -382,3 +382,28 @@ def test_a_layout_prior_widens_a_transformer_without_changing_it(tmp_path):
     assert prior.layout.weight.grad.abs().sum() > 0  # 27 cosines x 16 channels, trained from zero
     with pytest.raises(ConfigError, match="layout_prior"):
         widen_inputs(prior.state_dict(), prior_cfg, tiny_config())
+
+
+def test_lr_scales_give_a_head_its_own_learning_rate(cache, tmp_path):
+    from kinema.errors import ConfigError
+    from kinema.models.dit import DiffusionTransformer
+    from kinema.train.trainer import param_groups
+
+    cfg = tiny_config().dit
+    cfg.layout_prior = 2
+    model = DiffusionTransformer(cfg)
+    groups = param_groups(model, 1e-3, {"layout": 10.0})
+    rates = {id(p): g["lr"] for g in groups for p in g["params"]}
+    assert rates[id(model.layout.weight)] == pytest.approx(1e-2)
+    assert rates[id(model.patch_embed.weight)] == pytest.approx(1e-3)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    with pytest.raises(ConfigError, match="no parameter name starts with layuot"):
+        param_groups(model, 1e-3, {"layuot": 10.0})
+    # Through a run: the scaled group follows the same warm-up and schedule, ten times higher.
+    config = run_config(cache, tmp_path / "scaled", steps=2, batch_size=2)
+    config.model.dit.layout_prior = 2
+    config.train.lr_scales = {"layout": 10.0}
+    train(config, show_progress=False)
+    state = torch.load(tmp_path / "scaled" / "step-0000002" / "train_state.pt", weights_only=False)
+    rates = sorted(g["lr"] for g in state["optimizer"]["param_groups"])
+    assert rates[-1] == pytest.approx(10 * rates[0])

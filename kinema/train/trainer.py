@@ -221,6 +221,24 @@ def widen_inputs(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelCon
     return widened
 
 
+def param_groups(model: torch.nn.Module, lr: float, scales: dict[str, float]) -> list[dict]:
+    """Trainable parameters grouped by learning rate: `lr` times the scale of the first prefix in `scales`
+    that a parameter's name (without a DDP `module.` wrapper) starts with, else `lr`."""
+    groups: dict[float, list] = {}
+    used = set()
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        name = name.removeprefix("module.")
+        prefix = next((p for p in scales if name.startswith(p)), None)
+        used.add(prefix)
+        groups.setdefault(lr * scales[prefix] if prefix else lr, []).append(param)
+    unknown = set(scales) - used
+    if unknown:
+        raise ConfigError(f"train.lr_scales: no parameter name starts with {', '.join(sorted(unknown))}")
+    return [{"params": params, "lr": rate} for rate, params in groups.items()]
+
+
 def _lr_lambda(warmup: int, total: int = 0, decay: int = 0, floor: float = 0.0):
     """Warm up linearly, hold, then (if ``decay``) fall linearly to ``floor`` over the last ``decay`` steps.
 
@@ -294,7 +312,7 @@ def _train(run: RunConfig, env: distributed.Dist, resume: bool, show_progress: b
         distributed.wrap(ema, env, "fsdp")
     stage.model = model
     optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
+        param_groups(model, cfg.lr, cfg.lr_scales), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.warmup_steps, cfg.steps, cfg.decay_steps, cfg.min_lr_ratio))
 
