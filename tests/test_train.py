@@ -1,5 +1,6 @@
 """The trainer: DDP and FSDP over 2 gloo processes equal one process; resume equals an unbroken run."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -296,23 +297,32 @@ def test_widening_the_text_input_keeps_the_model_and_then_learns_the_new_layers(
         widen_inputs(load_state(folder, "dit"), tiny_config(), swapped)
 
 
-def test_frame_coordinates_widen_a_transformer_without_changing_it(tmp_path):
+def plain_and_widened(tmp_path: Path, **changes):
+    """A random tiny transformer, and its weights widened by `widen_inputs` to a config with `changes`."""
     from kinema.checkpoint import load_state
-    from kinema.models.dit import DiffusionTransformer, frame_coordinates
+    from kinema.models.dit import DiffusionTransformer
     from kinema.train.trainer import widen_inputs
     from tests.tiny import make_tiny_checkpoint
+
+    folder = make_tiny_checkpoint(tmp_path / "plain")
+    plain = DiffusionTransformer(tiny_config().dit)
+    plain.load_state_dict(load_state(folder, "dit"))
+    wide_cfg = tiny_config()
+    wide_cfg.dit = dataclasses.replace(wide_cfg.dit, **changes)
+    wide = DiffusionTransformer(wide_cfg.dit)
+    wide.load_state_dict(widen_inputs(load_state(folder, "dit"), tiny_config(), wide_cfg))
+    return plain, wide, wide_cfg
+
+
+def test_frame_coordinates_widen_a_transformer_without_changing_it(tmp_path):
+    from kinema.models.dit import frame_coordinates
+    from kinema.train.trainer import widen_inputs
 
     grid = frame_coordinates(2, 3, 4, 6, torch.zeros(()))
     assert grid.shape == (2, 2, 3, 4, 6)
     assert grid[0, 0, 0, 0].tolist() == pytest.approx([-1, -0.6, -0.2, 0.2, 0.6, 1])  # x runs left to right
     assert grid[0, 1, 0, :, 0].tolist() == pytest.approx([-1, -1 / 3, 1 / 3, 1])  # y top to bottom
-    folder = make_tiny_checkpoint(tmp_path / "plain")
-    plain = DiffusionTransformer(tiny_config().dit)
-    plain.load_state_dict(load_state(folder, "dit"))
-    placed_cfg = tiny_config()
-    placed_cfg.dit.position_channels = True
-    placed = DiffusionTransformer(placed_cfg.dit)
-    placed.load_state_dict(widen_inputs(load_state(folder, "dit"), tiny_config(), placed_cfg))
+    plain, placed, placed_cfg = plain_and_widened(tmp_path, position_channels=True)
     x, text = torch.randn(1, 16, 2, 4, 4), torch.randn(1, 3, 384)
     mask = torch.ones(1, 3, dtype=torch.bool)
     with torch.no_grad():
@@ -361,19 +371,10 @@ def test_time_shift_moves_training_times_towards_noise(cache, tmp_path):
 
 
 def test_a_layout_prior_widens_a_transformer_without_changing_it(tmp_path):
-    from kinema.checkpoint import load_state
     from kinema.errors import ConfigError
-    from kinema.models.dit import DiffusionTransformer
     from kinema.train.trainer import widen_inputs
-    from tests.tiny import make_tiny_checkpoint
 
-    folder = make_tiny_checkpoint(tmp_path / "plain")
-    plain = DiffusionTransformer(tiny_config().dit)
-    plain.load_state_dict(load_state(folder, "dit"))
-    prior_cfg = tiny_config()
-    prior_cfg.dit.layout_prior = 3
-    prior = DiffusionTransformer(prior_cfg.dit)
-    prior.load_state_dict(widen_inputs(load_state(folder, "dit"), tiny_config(), prior_cfg))
+    plain, prior, prior_cfg = plain_and_widened(tmp_path, layout_prior=3)
     x, text = torch.randn(1, 16, 2, 4, 4), torch.randn(1, 3, 384)
     mask = torch.ones(1, 3, dtype=torch.bool)
     with torch.no_grad():
