@@ -229,7 +229,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
     # Shift of the logit-normal training times towards noise (flow.apply_shift); 0: from the token count.
-    # Near t = 1 the model decides a sample's layout; too few samples there and it copies the noise instead.
+    # Near t = 1 a sample's layout is decided, and the default puts few training samples there.
     time_shift: float = 0.0
     precision: str = "auto"  # "auto": bf16 autocast on GPU, fp32 on CPU; or "fp32", "bf16"
     parallel: str = "ddp"  # "ddp" or "fsdp" when launched with torchrun

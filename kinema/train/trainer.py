@@ -183,7 +183,7 @@ class DiTStage(Stage):
         return per_sample.mean(), {"flow": float(per_sample.detach().mean())}
 
 
-TEXT_INPUTS = ("text_proj.0.weight", "pooled_embed.0.weight")  # the layers that read text states
+TEXT_INPUTS = ("text_proj.0.weight", "pooled_embed.0.weight", "layout.weight")  # the layers that read text states
 
 
 def widen_inputs(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelConfig) -> dict:
