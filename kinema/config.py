@@ -57,6 +57,11 @@ class DiTConfig:
     # relative positions only, so without them the model cannot tell the left of the frame from the right
     # and where an object starts comes from the noise alone, whatever the prompt says.
     position_channels: bool = False
+    # One more input channel holding each latent frame's place in the window (-1 first, 1 last; needs
+    # position_channels). Without it a token knows where it is across the frame but not when: RoPE is
+    # relative in time too, so "on the left at the start, on the right at the end" (what "moves to the
+    # right" means in a clip) cannot be tied to the words except through the noise's own layout.
+    time_channel: bool = False
     # One adaLN projection shared by all blocks plus a learned table per block (as Wan does) instead
     # of a Linear(width, 6 width) in every block: ~6 width^2 fewer parameters per block.
     shared_modulation: bool = True

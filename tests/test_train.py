@@ -333,6 +333,32 @@ def test_frame_coordinates_widen_a_transformer_without_changing_it(tmp_path):
         widen_inputs(placed.state_dict(), placed_cfg, tiny_config())
 
 
+def test_a_time_channel_tells_frames_apart_and_widens_a_placed_transformer(tmp_path):
+    from kinema.models.dit import DiffusionTransformer, frame_coordinates
+    from kinema.train.trainer import widen_inputs
+
+    grid = frame_coordinates(1, 3, 2, 2, torch.zeros(()), time=True)
+    assert grid.shape == (1, 3, 3, 2, 2)
+    assert grid[0, 2, :, 1, 1].tolist() == pytest.approx([-1, 0, 1])  # first, middle, last frame
+    assert torch.equal(grid[:, :2], frame_coordinates(1, 3, 2, 2, torch.zeros(())))  # x and y as before
+    _, placed, placed_cfg = plain_and_widened(tmp_path, position_channels=True)
+    timed_cfg = dataclasses.replace(placed_cfg, dit=dataclasses.replace(placed_cfg.dit, time_channel=True))
+    timed = DiffusionTransformer(timed_cfg.dit)
+    # a placed transformer widened to the time channel computes what it did, then learns to use it
+    timed.load_state_dict(widen_inputs(placed.state_dict(), placed_cfg, timed_cfg))
+    x, text = torch.randn(1, 16, 2, 4, 4), torch.randn(1, 3, 384)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(placed(x, 0.7, text, mask), timed(x, 0.7, text, mask), atol=1e-6)
+    timed(x, 0.7, text, mask).square().mean().backward()
+    assert timed.patch_embed.weight.grad[:, -4:].abs().sum() > 0  # 1 channel x 1x2x2 patch, trained
+    # once it reads time it has to keep reading it, and time needs the x, y channels
+    with pytest.raises(Exception, match="time_channel"):
+        widen_inputs(timed.state_dict(), timed_cfg, placed_cfg)
+    with pytest.raises(Exception, match="time_channel"):
+        DiffusionTransformer(dataclasses.replace(timed_cfg.dit, position_channels=False))
+
+
 def test_init_from_a_run_folder_starts_from_its_latest_transformer(cache, single, tmp_path):
     from kinema.checkpoint import load_state
     from kinema.train.trainer import DiTStage

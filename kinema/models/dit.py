@@ -183,12 +183,18 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))
 
 
-def frame_coordinates(batch: int, frames: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
-    """(B, 2, T, H, W): each latent pixel's x and y across the frame, from -1 (left, top) to 1."""
+def frame_coordinates(batch: int, frames: int, height: int, width: int, like: torch.Tensor,
+                      time: bool = False) -> torch.Tensor:
+    """(B, 2, T, H, W): each latent pixel's x and y across the frame, from -1 (left, top) to 1; with `time`
+    (B, 3, T, H, W), the third channel the frame's place in the window, from -1 (first) to 1 (last)."""
     ys = torch.linspace(-1.0, 1.0, height, device=like.device, dtype=like.dtype)
     xs = torch.linspace(-1.0, 1.0, width, device=like.device, dtype=like.dtype)
     grid = torch.stack([xs[None, :].expand(height, width), ys[:, None].expand(height, width)])  # (2, H, W)
-    return grid[None, :, None].expand(batch, 2, frames, height, width)
+    grid = grid[:, None].expand(2, frames, height, width)
+    if time:
+        ts = torch.linspace(-1.0, 1.0, frames, device=like.device, dtype=like.dtype)
+        grid = torch.cat([grid, ts[None, :, None, None].expand(1, frames, height, width)])
+    return grid[None].expand(batch, *grid.shape)
 
 
 def layout_basis(frames: int, height: int, width: int, order: int, like: torch.Tensor) -> torch.Tensor:
@@ -218,8 +224,10 @@ class DiffusionTransformer(nn.Module):
         pt, ph, pw = cfg.patch_size
         patch_volume = pt * ph * pw
         in_channels = 2 * cfg.latent_channels + 1  # noisy latent, known latent, known mask
+        if cfg.time_channel and not cfg.position_channels:
+            raise ConfigError("dit.time_channel needs dit.position_channels = true")
         if cfg.position_channels:
-            in_channels += 2  # x, y in the frame
+            in_channels += 3 if cfg.time_channel else 2  # x, y in the frame (and the frame's place in time)
         self.patch_embed = nn.Linear(in_channels * patch_volume, cfg.width)
         self.time_embed = nn.Sequential(nn.Linear(256, cfg.width), nn.SiLU(), nn.Linear(cfg.width, cfg.width))
         self.text_proj = nn.Sequential(
@@ -326,7 +334,7 @@ class DiffusionTransformer(nn.Module):
         known = known_latent * known_mask if known_latent is not None else torch.zeros_like(x)
         inputs = [x, known, known_mask]
         if self.cfg.position_channels:
-            inputs.append(frame_coordinates(B, T, H, W, x))
+            inputs.append(frame_coordinates(B, T, H, W, x, time=self.cfg.time_channel))
         tokens = self.patch_embed(self.patchify(torch.cat(inputs, dim=1)))  # (B, N, D)
 
         t = torch.as_tensor(t, dtype=torch.float32, device=x.device).flatten()

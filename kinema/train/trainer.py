@@ -188,7 +188,7 @@ TEXT_INPUTS = ("text_proj.0.weight", "pooled_embed.0.weight", "layout.weight")  
 
 def widen_inputs(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelConfig) -> dict:
     """A transformer trained with config `old`, made to read the inputs `new` adds to them: text layers
-    appended to `old`'s (text.layers), the frame coordinates (dit.position_channels) and the layout prior
+    appended to `old`'s (text.layers), the frame coordinates (dit.position_channels, dit.time_channel) and the layout prior
     (dit.layout_prior).
 
     The weights for the added inputs start at zero, so the widened model computes exactly what the old
@@ -212,6 +212,12 @@ def widen_inputs(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelCon
         widened["patch_embed.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], 1)
     elif old.dit.position_channels and not new.dit.position_channels:
         raise ConfigError("dit.position_channels: init_from's transformer reads frame coordinates; keep it true")
+    if new.dit.time_channel and not old.dit.time_channel:
+        weight = widened["patch_embed.weight"]  # the time channel follows x and y
+        extra = math.prod(new.dit.patch_size)
+        widened["patch_embed.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], 1)
+    elif old.dit.time_channel and not new.dit.time_channel:
+        raise ConfigError("dit.time_channel: init_from's transformer reads each frame's place in time; keep it true")
     if new.dit.layout_prior and not old.dit.layout_prior:
         outputs = new.dit.layout_prior**3 * new.dit.latent_channels
         widened["layout.weight"] = torch.zeros(outputs, new.dit.text_dim)
