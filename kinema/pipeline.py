@@ -51,6 +51,9 @@ class GenerationRequest:
     """What to make. Only `prompt` is required for text to video; the rest have sensible defaults."""
 
     prompt: str = ""
+    # What to steer away from: it takes the empty prompt's place in classifier-free guidance, so it acts
+    # only when guidance_scale is above 1 (the default).
+    negative_prompt: str = ""
     task: str = "text"
     seconds: float = 2.0
     width: int | None = None
@@ -222,12 +225,12 @@ class Pipeline:
         return torch.linalg.lstsq(design, colours).solution  # (C + 1, 3)
 
     # ---- sampling ----------------------------------------------------------------------------
-    def _sample_window(self, noise, known_latent, known_mask, prompt, steps, guidance, start_time,
+    def _sample_window(self, noise, known_latent, known_mask, prompt, negative, steps, guidance, start_time,
                        init_latent, on_step, cancel):
         from kinema.flow import euler_sample, get_schedule, shift_for_tokens
 
         cond = self.encode_text(prompt)
-        uncond = self.encode_text("")
+        uncond = self.encode_text(negative)
         _, t, h, w = noise.shape
         patch = self.cfg.dit.patch_size
         tokens = (t // patch[0]) * (h // patch[1]) * (w // patch[2])
@@ -304,7 +307,8 @@ class Pipeline:
 
             init = plan.init_latent[:, start:end] if plan.init_latent is not None else None
             latents[:, start:end] = self._sample_window(
-                noise, window_known, known_mask[0], prompt, steps, guidance, start_time, init, on_step, cancel)
+                noise, window_known, known_mask[0], prompt, request.negative_prompt, steps, guidance, start_time,
+                init, on_step, cancel)
             done[start:end] = True
         timings["denoise"] = time.perf_counter() - tick
 
@@ -323,6 +327,9 @@ class Pipeline:
         for prompt in prompts:
             if len(prompt) > MAX_PROMPT_CHARS:
                 raise InputError(f"prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+        if len(request.negative_prompt) > MAX_PROMPT_CHARS:
+            raise InputError(f"negative prompt is {len(request.negative_prompt)} characters; the limit is "
+                             f"{MAX_PROMPT_CHARS}")
         from kinema import safety
 
         for prompt in prompts:

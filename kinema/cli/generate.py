@@ -42,6 +42,9 @@ def _common(p: argparse.ArgumentParser, output: bool = True) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same video (default 0)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the checkpoint's)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the checkpoint's)")
+    p.add_argument("--negative-prompt", default="", metavar="TEXT",
+                   help="what the video should not show: guidance steers away from it instead of from the empty "
+                        "prompt (no effect with --guidance 1)")
     p.add_argument("--fit", choices=("crop", "pad", "resize"), default="crop",
                    help="how to fit input images/videos of another size (default crop)")
     p.add_argument("--no-sign", action="store_true", help="skip the C2PA manifest (the watermark is still embedded)")
@@ -121,7 +124,8 @@ def _request(args, **fields):
 
     width, height = args.size if args.size else (None, None)
     return GenerationRequest(width=width, height=height, fps=args.fps, seed=args.seed, steps=args.steps,
-                             guidance_scale=args.guidance, fit=args.fit, **fields)
+                             guidance_scale=args.guidance, negative_prompt=args.negative_prompt, fit=args.fit,
+                             **fields)
 
 
 def _run(args, request) -> int:
