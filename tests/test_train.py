@@ -314,6 +314,17 @@ def plain_and_widened(tmp_path: Path, **changes):
     return plain, wide, wide_cfg
 
 
+def assert_widened_unchanged_and_trained(before, after, new_columns: int) -> None:
+    """`after` (widened from `before`) computes what `before` did, and its last `new_columns` patch-embedding
+    columns (the added input channels) receive gradients."""
+    x, text = torch.randn(1, 16, 2, 4, 4), torch.randn(1, 3, 384)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(before(x, 0.7, text, mask), after(x, 0.7, text, mask), atol=1e-6)
+    after(x, 0.7, text, mask).square().mean().backward()
+    assert after.patch_embed.weight.grad[:, -new_columns:].abs().sum() > 0
+
+
 def test_frame_coordinates_widen_a_transformer_without_changing_it(tmp_path):
     from kinema.models.dit import frame_coordinates
     from kinema.train.trainer import widen_inputs
@@ -323,12 +334,7 @@ def test_frame_coordinates_widen_a_transformer_without_changing_it(tmp_path):
     assert grid[0, 0, 0, 0].tolist() == pytest.approx([-1, -0.6, -0.2, 0.2, 0.6, 1])  # x runs left to right
     assert grid[0, 1, 0, :, 0].tolist() == pytest.approx([-1, -1 / 3, 1 / 3, 1])  # y top to bottom
     plain, placed, placed_cfg = plain_and_widened(tmp_path, position_channels=True)
-    x, text = torch.randn(1, 16, 2, 4, 4), torch.randn(1, 3, 384)
-    mask = torch.ones(1, 3, dtype=torch.bool)
-    with torch.no_grad():
-        assert torch.allclose(plain(x, 0.7, text, mask), placed(x, 0.7, text, mask), atol=1e-6)
-    placed(x, 0.7, text, mask).square().mean().backward()
-    assert placed.patch_embed.weight.grad[:, -8:].abs().sum() > 0  # 2 channels x 1x2x2 patch, trained
+    assert_widened_unchanged_and_trained(plain, placed, 8)  # 2 channels x 1x2x2 patch
     with pytest.raises(Exception, match="position_channels"):
         widen_inputs(placed.state_dict(), placed_cfg, tiny_config())
 
@@ -346,12 +352,7 @@ def test_a_time_channel_tells_frames_apart_and_widens_a_placed_transformer(tmp_p
     timed = DiffusionTransformer(timed_cfg.dit)
     # a placed transformer widened to the time channel computes what it did, then learns to use it
     timed.load_state_dict(widen_inputs(placed.state_dict(), placed_cfg, timed_cfg))
-    x, text = torch.randn(1, 16, 2, 4, 4), torch.randn(1, 3, 384)
-    mask = torch.ones(1, 3, dtype=torch.bool)
-    with torch.no_grad():
-        assert torch.allclose(placed(x, 0.7, text, mask), timed(x, 0.7, text, mask), atol=1e-6)
-    timed(x, 0.7, text, mask).square().mean().backward()
-    assert timed.patch_embed.weight.grad[:, -4:].abs().sum() > 0  # 1 channel x 1x2x2 patch, trained
+    assert_widened_unchanged_and_trained(placed, timed, 4)  # 1 channel x 1x2x2 patch
     # once it reads time it has to keep reading it, and time needs the x, y channels
     with pytest.raises(Exception, match="time_channel"):
         widen_inputs(timed.state_dict(), timed_cfg, placed_cfg)
