@@ -324,12 +324,9 @@ class Pipeline:
 
     def _check_prompts(self, request: GenerationRequest) -> None:
         prompts = [request.prompt] + [shot.prompt for shot in request.shots]
-        for prompt in prompts:
-            if len(prompt) > MAX_PROMPT_CHARS:
-                raise InputError(f"prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
-        if len(request.negative_prompt) > MAX_PROMPT_CHARS:
-            raise InputError(f"negative prompt is {len(request.negative_prompt)} characters; the limit is "
-                             f"{MAX_PROMPT_CHARS}")
+        for label, text in [("prompt", p) for p in prompts] + [("negative prompt", request.negative_prompt)]:
+            if len(text) > MAX_PROMPT_CHARS:
+                raise InputError(f"{label} is {len(text)} characters; the limit is {MAX_PROMPT_CHARS}")
         from kinema import safety
 
         for prompt in prompts:

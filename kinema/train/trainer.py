@@ -186,6 +186,11 @@ class DiTStage(Stage):
 TEXT_INPUTS = ("text_proj.0.weight", "pooled_embed.0.weight", "layout.weight")  # the layers that read text states
 
 
+def _with_zero_columns(weight: torch.Tensor, extra: int) -> torch.Tensor:
+    """`weight` with `extra` zero input columns appended: a layer that ignores the inputs added last."""
+    return torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], 1)
+
+
 def widen_inputs(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelConfig) -> dict:
     """A transformer trained with config `old`, made to read the inputs `new` adds to them: text layers
     appended to `old`'s (text.layers), the frame coordinates (dit.position_channels, dit.time_channel) and the layout prior
@@ -203,19 +208,16 @@ def widen_inputs(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelCon
                               f"{list(old_layers) + [i for i in new_layers if i not in old_layers]}")
         for key in TEXT_INPUTS:
             if key in state:
-                weight = state[key]
-                extra = weight.shape[1] // len(old_layers) * (len(new_layers) - len(old_layers))
-                widened[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], 1)
+                extra = state[key].shape[1] // len(old_layers) * (len(new_layers) - len(old_layers))
+                widened[key] = _with_zero_columns(state[key], extra)
     if new.dit.position_channels and not old.dit.position_channels:
-        weight = state["patch_embed.weight"]  # columns in (channel, pt, ph, pw) order: new channels go last
-        extra = 2 * math.prod(new.dit.patch_size)
-        widened["patch_embed.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], 1)
+        # columns in (channel, pt, ph, pw) order: new channels go last
+        widened["patch_embed.weight"] = _with_zero_columns(state["patch_embed.weight"], 2 * math.prod(new.dit.patch_size))
     elif old.dit.position_channels and not new.dit.position_channels:
         raise ConfigError("dit.position_channels: init_from's transformer reads frame coordinates; keep it true")
     if new.dit.time_channel and not old.dit.time_channel:
-        weight = widened["patch_embed.weight"]  # the time channel follows x and y
-        extra = math.prod(new.dit.patch_size)
-        widened["patch_embed.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra)], 1)
+        # the time channel follows x and y
+        widened["patch_embed.weight"] = _with_zero_columns(widened["patch_embed.weight"], math.prod(new.dit.patch_size))
     elif old.dit.time_channel and not new.dit.time_channel:
         raise ConfigError("dit.time_channel: init_from's transformer reads each frame's place in time; keep it true")
     if new.dit.layout_prior and not old.dit.layout_prior:
