@@ -6,7 +6,7 @@ import torch
 
 from kinema.cli import main
 from kinema.errors import InputError
-from kinema.world import FAMILIES, PALETTE, WorldStream, render_clip
+from kinema.world import ALL_FAMILIES, FAMILIES, PALETTE, WorldStream, render_clip
 
 
 def _xs(clip, name="obj0"):
@@ -50,6 +50,28 @@ def test_direction_captions_match_image_motion():
     depth = [f["objects"]["obj0"]["depth"] for f in toward.truth["frames"]]
     assert depth[-1] < depth[0] - 0.5
     assert any(w in " ".join(toward.captions) for w in ("toward", "closer"))
+
+
+def test_heading_starts_say_little_about_the_way_the_captions_do():
+    clips = [render_clip(seed, "heading", 64, 64, num_frames=9) for seed in range(16)]
+    way = [c.truth["facts"]["motion"]["obj0"]["direction"] for c in clips]
+    right = [c for c, w in zip(clips, way, strict=True) if w == "right"]
+    left = [c for c, w in zip(clips, way, strict=True) if w == "left"]
+    assert len(right) + len(left) == len(clips) and right and left
+    assert all("left to right" in c.captions[0] or "to the right" in c.captions[0] for c in right)
+    assert all("right to left" in c.captions[0] or "to the left" in c.captions[0] for c in left)
+    for clip in right:
+        assert np.all(np.diff(_xs(clip)) >= -0.01) and _xs(clip)[-1] - _xs(clip)[0] > 8
+    for clip in left:
+        assert np.all(np.diff(_xs(clip)) <= 0.01) and _xs(clip)[0] - _xs(clip)[-1] > 8
+    # unlike "direction" (right-movers start on the left edge), both ways start in the same middle band
+    starts = {way: [_xs(c)[0] for c in group] for way, group in (("right", right), ("left", left))}
+    assert all(18 < x < 46 for xs in starts.values() for x in xs)
+    assert min(starts["right"]) < max(starts["left"])  # the bands overlap
+    edge = _find("direction", lambda c: "to the right" in c.captions[0] or "left to right" in c.captions[0], num_frames=9)
+    assert _xs(edge)[0] < 14
+    # not drawn by default, so the default stream and the evaluation's cases are unchanged
+    assert "heading" in ALL_FAMILIES and "heading" not in FAMILIES
 
 
 def test_gravity_objects_fall_down_the_screen_then_bounce():
@@ -110,7 +132,7 @@ def test_truth_centre_and_bbox_match_the_rendered_object():
         assert np.any((ratio.std(1) < 0.06) & (ratio.mean(1) > 0.6))
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", ALL_FAMILIES)
 def test_every_family_renders_at_three_aspect_ratios(family):
     for width, height in ((64, 64), (112, 64), (64, 112)):
         clip = render_clip(7, family, width, height, fps=8, num_frames=5)

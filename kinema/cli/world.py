@@ -57,7 +57,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `kinema world` and its subcommands."""
-    from kinema.world import FAMILIES
+    from kinema.world import EXTRA_FAMILIES, FAMILIES
 
     world = subparsers.add_parser(
         "world",
@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--fps", type=float, default=8.0, help="frames per second, 1 to 60 (default 8)")
     render.add_argument("--seconds", type=float, default=2.0, help="clip duration in seconds (default 2)")
     render.add_argument("--frames", type=int, default=None, help="exact frame count instead of --seconds (the model wants 1+4k, e.g. 17)")
-    render.add_argument("--family", default=None, help=f"only this scene family: {', '.join(FAMILIES)} (default: all)")
+    render.add_argument("--family", default=None, help=f"only this scene family: {', '.join(FAMILIES)} (default: all of these), or one not drawn by default: {', '.join(EXTRA_FAMILIES)}")
     render.add_argument("--seed", type=int, default=0, help="dataset seed; same seed, same clips (default 0)")
     render.add_argument("--workers", type=int, default=None, help="processes to render with (default: all cores)")
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

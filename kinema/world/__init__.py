@@ -7,7 +7,7 @@ needs an EGL/OSMesa GL stack that CI machines may lack.
 
 from kinema.world.clip import Clip, render_clip
 from kinema.world.dataset import WorldStream, render_dataset
-from kinema.world.families import FAMILIES
+from kinema.world.families import ALL_FAMILIES, EXTRA_FAMILIES, FAMILIES
 from kinema.world.palette import FLOOR_COLOURS, PALETTE, SHAPES, SIZES
 
-__all__ = ["FAMILIES", "FLOOR_COLOURS", "PALETTE", "SHAPES", "SIZES", "Clip", "WorldStream", "render_clip", "render_dataset"]
+__all__ = ["ALL_FAMILIES", "EXTRA_FAMILIES", "FAMILIES", "FLOOR_COLOURS", "PALETTE", "SHAPES", "SIZES", "Clip", "WorldStream", "render_clip", "render_dataset"]

@@ -10,7 +10,7 @@ import numpy as np
 from kinema.errors import InputError
 from kinema.world.describe import describe, occlusion_events, topple_events
 from kinema.world.engine import AMBIENT, DIFFUSE, render, simulate
-from kinema.world.families import FAMILIES, PLANNERS, perturb_scene
+from kinema.world.families import ALL_FAMILIES, FAMILIES, PLANNERS, perturb_scene
 from kinema.world.palette import FLOOR_COLOURS, PALETTE
 
 MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 512, 16
@@ -45,9 +45,9 @@ def check_size(width: int, height: int) -> None:
 
 
 def check_family(family: str | None) -> None:
-    """Raise InputError unless `family` is None or one of FAMILIES."""
-    if family is not None and family not in FAMILIES:
-        raise InputError(f"unknown scene family {family!r}; choose one of {', '.join(FAMILIES)}")
+    """Raise InputError unless `family` is None or one of ALL_FAMILIES."""
+    if family is not None and family not in ALL_FAMILIES:
+        raise InputError(f"unknown scene family {family!r}; choose one of {', '.join(ALL_FAMILIES)}")
 
 
 def frame_count(fps: float, seconds: float | None, num_frames: int | None) -> int:
@@ -77,7 +77,7 @@ def render_clip(
 ) -> Clip:
     """Render one clip; the same arguments give the same clip bit for bit.
 
-    family: one of FAMILIES, or None to draw one from the seed.
+    family: one of ALL_FAMILIES, or None to draw one of FAMILIES from the seed.
     num_frames: overrides `seconds` when given.
     perturb: re-run the same scene with initial positions nudged by ~2 cm and speeds by ~2% per unit.
     """

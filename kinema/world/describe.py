@@ -250,6 +250,7 @@ def _camera(writer, scene, sim, truth, facts) -> str:
 
 WRITERS = {
     "direction": _direction,
+    "heading": _direction,
     "gravity": _gravity,
     "causality": _causality,
     "lasting_change": _lasting_change,

@@ -10,6 +10,10 @@ from kinema.world.engine import Body, CameraMotion, Scene
 from kinema.world.palette import FLOOR_COLOURS, PALETTE, SHAPES, SIZE_METRES, SIZES
 
 FAMILIES = ("direction", "gravity", "causality", "lasting_change", "permanence", "attributes", "camera")
+# Families that can be named (training mixes, `kinema world render --family`) but are not drawn by default,
+# so that the default stream and the evaluation's cases stay what they were.
+EXTRA_FAMILIES = ("heading",)
+ALL_FAMILIES = FAMILIES + EXTRA_FAMILIES
 CAMERA_MOTIONS = ("static", "pan_left", "pan_right", "zoom_in", "zoom_out", "orbit_left", "orbit_right")
 G = 9.81
 
@@ -62,6 +66,20 @@ def plan_direction(rng: np.random.Generator, span: float) -> Scene:
         sign = -1 if heading == "toward" else 1
         start, vector, distance = (rng.uniform(-0.5, 0.5), 1.5 if sign < 0 else -0.7), (0.0, sign), 2.0
     return _base(rng, "direction", [_mover("obj0", shape, colour, size, start, vector, distance, 0.85 * span)])
+
+
+def plan_heading(rng: np.random.Generator, span: float) -> Scene:
+    """One object starts near the middle and rolls or slides a short way left or right.
+
+    In "direction" (and every other family with a mover) an object that goes right starts on the left, so
+    by the time a sample's layout shows where the object starts, its direction is settled and the words
+    are no longer needed. Here the start says little about the way, so only the words do.
+    """
+    sign = 1 if rng.random() < 0.5 else -1
+    shape, size, (colour,) = str(rng.choice(SHAPES)), str(rng.choice(SIZES)), _colours(rng, 1)
+    start = (rng.uniform(-0.35, 0.35), rng.uniform(-0.3, 0.4))
+    distance = rng.uniform(0.7, 0.9)
+    return _base(rng, "heading", [_mover("obj0", shape, colour, size, start, (sign, 0.0), distance, 0.85 * span)])
 
 
 def plan_gravity(rng: np.random.Generator, span: float) -> Scene:
@@ -165,6 +183,7 @@ def plan_camera(rng: np.random.Generator, span: float) -> Scene:
 
 PLANNERS = {
     "direction": plan_direction,
+    "heading": plan_heading,
     "gravity": plan_gravity,
     "causality": plan_causality,
     "lasting_change": plan_lasting_change,
