@@ -233,6 +233,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
+    # How often each known-frames strategy is drawn for a transformer sample (kinema.conditioning
+    # MASK_STRATEGIES: none, first, first_k, last_k, both_ends, scattered); relative weights, unnamed ones
+    # 0. Empty: the default mix (half text-only, the rest image, extension and interpolation tasks).
+    known_frames: dict[str, float] = field(default_factory=dict)
     # Shift of the logit-normal training times towards noise (flow.apply_shift); 0: from the token count.
     # Near t = 1 a sample's layout is decided, and the default puts few training samples there.
     time_shift: float = 0.0

@@ -397,6 +397,31 @@ def test_time_shift_moves_training_times_towards_noise(cache, tmp_path):
     assert int((shifted > 0.8).sum()) > int((plain > 0.8).sum())
 
 
+def test_known_frames_choose_the_training_tasks(cache, tmp_path):
+    from kinema.errors import ConfigError
+    from kinema.train.data import LatentCache, collate
+    from kinema.train.trainer import DiTStage
+
+    batch = collate([LatentCache(cache)[i] for i in range(16)])
+
+    def known_masks(known_frames: dict) -> torch.Tensor:
+        config = run_config(cache, tmp_path / "known", steps=1, batch_size=16)
+        config.train.known_frames = known_frames
+        stage = DiTStage(config, torch.device("cpu"))
+        seen = []
+        stage.model.register_forward_pre_hook(lambda module, args: seen.append(args[5][:, 0, :, 0, 0].clone()))
+        stage.loss(batch, step=1, seed=0)
+        return seen[0]  # (B, T): which latent frames each sample was given
+
+    first = known_masks({"first": 1.0})  # every sample an image-to-video task
+    assert bool((first[:, 0] == 1).all()) and bool((first[:, 1:] == 0).all())
+    assert bool((known_masks({"none": 1.0}) == 0).all())
+    default = known_masks({})  # the default mix: some text-only samples, some with frames given
+    assert 0 < int((default.sum(1) == 0).sum()) < 16
+    with pytest.raises(ConfigError, match="train.known_frames.*frist"):
+        known_masks({"frist": 1.0})
+
+
 def test_a_layout_prior_widens_a_transformer_without_changing_it(tmp_path):
     from kinema.errors import ConfigError
     from kinema.train.trainer import widen_inputs

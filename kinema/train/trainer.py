@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from kinema.checkpoint import load_config, load_state, resolve, save_checkpoint
 from kinema.config import ModelConfig, RunConfig, dump_toml, to_dict
-from kinema.errors import ConfigError
+from kinema.errors import ConfigError, InputError
 from kinema.train import distributed
 from kinema.train.data import batch_indices, build_dataset, collate
 
@@ -122,6 +122,13 @@ class DiTStage(Stage):
 
         self.run = run
         self.device = device
+        if run.train.known_frames:
+            from kinema.conditioning import random_known_mask
+
+            try:
+                random_known_mask(1, 5, None, run.train.known_frames)
+            except InputError as exc:
+                raise ConfigError(f"train.known_frames: {exc}") from None
         self.model = DiffusionTransformer(run.model.dit)
         self.vae = None
         if run.data.source != "cache":
@@ -166,7 +173,8 @@ class DiTStage(Stage):
             for g, c in zip(gens, batch["caption"], strict=True)
         ]
         states, text_mask = self.encode_text(captions)
-        known = torch.cat([random_known_mask(1, t, g) for g in gens]).to(x0)  # (B, 1, T, 1, 1)
+        probs = self.run.train.known_frames or None
+        known = torch.cat([random_known_mask(1, t, g, probs) for g in gens]).to(x0)  # (B, 1, T, 1, 1)
         known = known.expand(b, 1, t, h, w)
         times = torch.cat([sample_timesteps(1, generator=g) for g in gens]).to(x0)
         patch = self.run.model.dit.patch_size
