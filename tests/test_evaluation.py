@@ -222,3 +222,17 @@ def test_mirror_check_tells_a_prompt_that_steers_from_a_seed_that_does():
     assert (good["follows"], good["same_way"], good["measured"]) == (3, 0, 3)
     bad = mirror_check(by_seed, [0, 1, 2], pairs)
     assert (bad["follows"], bad["same_way"], bad["measured"]) == (0, 3, 3)
+
+
+def test_word_sensitivity_moves_only_with_the_words_and_errs_less_at_less_noise():
+    from kinema.evaluation.gallery import mirrored_words, word_sensitivity
+    from kinema.pipeline import Pipeline
+    from kinema.world import render_clip
+
+    assert mirrored_words("a ball rolls from left to right") == "a ball rolls from right to left"
+    pipe = Pipeline.from_checkpoint()  # the shipped model
+    clip = render_clip(0, "heading", 64, 64, num_frames=9)
+    plain = word_sensitivity(pipe, [(clip.frames, "a small yellow cube")], times=(1.0, 0.3))
+    assert all(row["change"] == 0.0 for row in plain)  # no direction word: nothing to swap
+    rows = word_sensitivity(pipe, [(clip.frames, clip.captions[0])], times=(1.0, 0.3), first_frame=True)
+    assert all(row["change"] > 0 for row in rows) and rows[0]["error"] > rows[1]["error"] > 0
