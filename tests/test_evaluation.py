@@ -155,6 +155,11 @@ def test_eval_command_writes_report_and_scores(tmp_path: Path):
     assert not np.array_equal(generate(item), guided(item))
     assert scores["guidance"] == Pipeline.from_checkpoint(checkpoint).cfg.sampling.guidance_scale
     assert main(["eval", "--checkpoint", str(checkpoint), "--guidance", "0.5", "--quiet"]) == 2
+    # --bf16 samples under bf16 autocast and says so in the run's record
+    assert scores["precision"] == "fp32"
+    assert main(["eval", "--checkpoint", str(checkpoint), "--cases", "1", "--size", "32x32", "--frames", "9",
+                 "--out", str(tmp_path / "bf16"), "--quiet", "--no-bounds", "--bf16"]) == 0
+    assert json.loads((tmp_path / "bf16" / "scores.json").read_text())["precision"] == "bf16 autocast"
 
 
 @pytest.mark.slow
