@@ -160,6 +160,8 @@ def word_sensitivity(pipe, clips: Sequence[tuple[np.ndarray, str]], times: Seque
     """
     import torch
 
+    from kinema.conditioning import image_mask, text_to_video_mask
+
     latents = [pipe.encode_frames(frames) for frames, _ in clips]
     generator = torch.Generator().manual_seed(seed)
     noises = [torch.randn(x0.shape, generator=generator) for x0 in latents]
@@ -167,10 +169,8 @@ def word_sensitivity(pipe, clips: Sequence[tuple[np.ndarray, str]], times: Seque
     for t in times:
         changes, errors = [], []
         for x0, noise, (_, caption) in zip(latents, noises, clips, strict=True):
-            known = torch.zeros(1, 1, x0.shape[1], 1, 1)
-            if first_frame:
-                known[:, :, 0] = 1
-            known = known.expand(1, 1, *x0.shape[1:])
+            frames = image_mask(x0.shape[1]) if first_frame else text_to_video_mask(x0.shape[1])
+            known = frames.float().view(1, 1, -1, 1, 1).expand(1, 1, *x0.shape[1:])
             x_t = torch.where(known[0] > 0, x0, (1 - t) * x0 + t * noise)
             estimates = []
             for text in (caption, mirrored_words(caption)):
