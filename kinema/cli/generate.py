@@ -12,6 +12,10 @@ from tqdm import tqdm
 
 from kinema.errors import InputError
 
+PRECISION_HELP = ("transformer precision: auto (default) runs it under bf16 autocast where bf16 is native (a CPU "
+                  "with AVX512-BF16 or AMX, a GPU) and in fp32 elsewhere; fp32 or bf16 to choose. bf16 kept "
+                  "the shipped model's evaluation score and saved about a third of the denoising time on such a CPU")
+
 DEMO_PROMPT = "a red sphere rolls from left to right across a grey floor"
 
 
@@ -53,6 +57,7 @@ def _common(p: argparse.ArgumentParser, output: bool = True) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the transformer: about a minute of compiling first, faster steps after "
                         "(worth it for long videos; needs a C++ compiler on CPU)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help=PRECISION_HELP)
 
 
 def register(subparsers) -> None:
@@ -109,13 +114,14 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="make demo.mp4 from a default prompt with the shipped model")
     p.add_argument("--prompt", default=DEMO_PROMPT)
     p.add_argument("-o", "--output", default="demo.mp4")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help=PRECISION_HELP)
     p.set_defaults(handler=run_demo)
 
 
 def _pipeline(args):
     from kinema.pipeline import Pipeline
 
-    pipe = Pipeline.from_checkpoint(args.checkpoint)
+    pipe = Pipeline.from_checkpoint(getattr(args, "checkpoint", None)).set_precision(getattr(args, "precision", "auto"))
     return pipe.compile() if getattr(args, "compile", False) else pipe
 
 
@@ -144,7 +150,8 @@ def _run(args, request) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"wrote {result.path} ({summary['seconds']} s, {summary['size']}, {result.fps:g} fps, seed {result.seed})")
+        print(f"wrote {result.path} ({summary['seconds']} s, {summary['size']}, {result.fps:g} fps, seed {result.seed}, "
+              f"{result.precision})")
         note = (result.provenance or {}).get("message")
         if note:
             print(note, file=sys.stderr)
@@ -223,6 +230,6 @@ def run_demo(args) -> int:
     parser = argparse.ArgumentParser()
     _common(parser, output=False)
     defaults = parser.parse_args(["--quiet"] if not sys.stderr.isatty() else [])
-    defaults.output = args.output
+    defaults.output, defaults.precision = args.output, args.precision
     request = _request(defaults, prompt=args.prompt, seconds=4.0)
     return _run(defaults, request)

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from kinema.cli.generate import PRECISION_HELP
 from kinema.errors import InputError
 
 
@@ -19,7 +20,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise InputError("--workers and --queue-size must be at least 1")
     data_dir = Path(args.data).expanduser() if args.data else default_data_dir()
     db_url = args.db or default_db_url(data_dir)
-    pipe = Pipeline.from_checkpoint(args.checkpoint)
+    pipe = Pipeline.from_checkpoint(args.checkpoint).set_precision(args.precision)
     if args.compile:
         pipe.compile()
     settings = ServerSettings(data_dir=data_dir, db_url=db_url, workers=args.workers, queue_size=args.queue_size,
@@ -28,7 +29,7 @@ def run_serve(args: argparse.Namespace) -> int:
     app = create_app(pipe, settings)
     if not Store(db_url).list_keys():
         print(f"kinema: no API keys yet; make one with `kinema keys add NAME --db {db_url}`")
-    print(f"kinema: serving {pipe.info.id} on http://{args.host}:{args.port} (data: {data_dir}, db: {db_url})",
+    print(f"kinema: serving {pipe.info.id} ({pipe.precision}) on http://{args.host}:{args.port} (data: {data_dir}, db: {db_url})",
           flush=True)
     level = "info" if logging.getLogger().isEnabledFor(logging.INFO) else "warning"
     uvicorn.run(app, host=args.host, port=args.port, log_level=level)
@@ -52,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the transformer; each video size compiles once (about a minute on "
                              "CPU), then every request runs faster")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help=PRECISION_HELP)
     parser.add_argument("--queue-size", type=int, default=64, help="queued videos before 429 (default 64)")
     parser.add_argument("--rate-limit", type=float, default=20.0,
                         help="requests per second per key, token bucket; 0 for none (default 20)")
