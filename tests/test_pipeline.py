@@ -201,6 +201,9 @@ def test_native_bf16_reads_the_cpus_flags(tmp_path, monkeypatch):
         assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
     with pytest.raises(InputError, match="precision 'fp16'.*auto, fp32, bf16"):
         resolve_precision("fp16")
+    from kinema.cli.generate import PRECISION_CHOICES
+
+    assert PRECISION_CHOICES == pipeline.PRECISIONS  # the CLI offers what the pipeline takes
 
 
 def test_bf16_precision_makes_nearly_the_same_video_and_says_so(tmp_path):

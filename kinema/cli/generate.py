@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from kinema.errors import InputError
 
+PRECISION_CHOICES = ("auto", "fp32", "bf16")  # kinema.pipeline.PRECISIONS, without importing torch for --help
 PRECISION_HELP = ("transformer precision: auto (default) runs it under bf16 autocast where bf16 is native (a CPU "
                   "with AVX512-BF16 or AMX, a GPU) and in fp32 elsewhere; fp32 or bf16 to choose. bf16 kept "
                   "the shipped model's evaluation score and saved about a third of the denoising time on such a CPU")
@@ -57,7 +58,7 @@ def _common(p: argparse.ArgumentParser, output: bool = True) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the transformer: about a minute of compiling first, faster steps after "
                         "(worth it for long videos; needs a C++ compiler on CPU)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help=PRECISION_HELP)
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
 
 
 def register(subparsers) -> None:
@@ -114,7 +115,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="make demo.mp4 from a default prompt with the shipped model")
     p.add_argument("--prompt", default=DEMO_PROMPT)
     p.add_argument("-o", "--output", default="demo.mp4")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help=PRECISION_HELP)
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
     p.set_defaults(handler=run_demo)
 
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from kinema.cli.generate import PRECISION_HELP
+from kinema.cli.generate import PRECISION_CHOICES, PRECISION_HELP
 from kinema.errors import InputError
 
 
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the transformer; each video size compiles once (about a minute on "
                              "CPU), then every request runs faster")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help=PRECISION_HELP)
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
     parser.add_argument("--queue-size", type=int, default=64, help="queued videos before 429 (default 64)")
     parser.add_argument("--rate-limit", type=float, default=20.0,
                         help="requests per second per key, token bucket; 0 for none (default 20)")
