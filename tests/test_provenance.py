@@ -140,3 +140,16 @@ def test_png_round_trip(clip, tmp_path):
     report = verify(tmp_path / "still.png")
     assert report.manifest.valid and report.manifest.trusted
     assert report.watermark.found and report.watermark.payload_id == status.payload_id
+
+
+def test_signed_file_keeps_the_usual_permissions(signed, clip, tmp_path, monkeypatch):
+    """Signing rewrites the file through a private temp file; the result must not stay owner-only (0600)."""
+    path, _ = signed
+    monkeypatch.delenv("KINEMA_KEY_DIR")
+    monkeypatch.setenv("KINEMA_KEY_DIR", str(tmp_path / "no-keys"))
+    plain = tmp_path / "plain.mp4"
+    assert not finalize_video(clip, 8, plain, INFO).signed
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

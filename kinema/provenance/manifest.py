@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,7 @@ def sign_file(path: str | os.PathLike, info: ProvenanceInfo, key: SigningKey) ->
         raise InputError(f"{key.cert_chain_path}: the signing certificate or key is not usable for C2PA ({exc})") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     try:
+        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))  # the signed file keeps the original's permissions
         with c2pa.Builder(manifest) as builder:
             for source, ingredient in zip(info.inputs, ingredients, strict=True):
                 source = Path(source)
