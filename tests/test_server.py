@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import httpx
@@ -170,6 +172,89 @@ def test_errors_map_to_sdk_exceptions(server):
     assert client.videos.retrieve(mine.id).id == mine.id
 
 
+def test_list_cursor_survives_deletion(server):
+    client = server.client()
+    ids = [client.videos.create(prompt=f"{PROMPT} {i}", seconds="1").id for i in range(5)]
+    first = client.videos.list(limit=2)
+    client.videos.delete(first.last_id)  # the cursor of the next page is gone
+    assert [v.id for v in first.get_next_page().data] == ids[::-1][2:4]
+    seen = []
+    for video in client.videos.list(limit=2, order="asc"):  # clean up while paging, as scripts do
+        seen.append(video.id)
+        client.videos.delete(video.id)
+    assert seen == [i for i in ids if i != first.last_id] and client.videos.list().data == []
+    with pytest.raises(openai.BadRequestError) as err:
+        client.videos.list(after="video_unknown")
+    assert err.value.body["param"] == "after"
+    with pytest.raises(openai.BadRequestError):  # another key's id is no cursor of yours
+        server.client().videos.list(after=ids[0])
+    with pytest.raises(openai.NotFoundError):
+        client.videos.delete(ids[0])  # deleted once; the tombstone is not a video
+    assert "deleted" not in httpx.get(f"{server.url}/health").json()["jobs"]
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A tiny PNG that claims to be `width` x `height` (a decompression bomb's header)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(100))) + chunk(b"IEND", b"")
+
+
+def test_bad_values_answer_400_before_any_work(server):
+    client = server.client()
+    source = client.videos.create_and_poll(prompt=PROMPT, seconds="1", size="64x64", poll_interval_ms=100)
+    cases = [
+        (dict(size="0x64"), "size"),
+        (dict(extra_body={"seed": str(2**70)}), "seed"),  # used to fail at run time with an overflow
+        (dict(extra_body={"seed": "-1"}), "seed"),
+        (dict(input_reference=("big.png", png_header(20000, 20000), "image/png")), "input_reference"),
+        (dict(input_reference=("big.png", png_header(8000, 8000), "image/png")), "input_reference"),
+        (dict(input_reference=("cut.png", png()[:40], "image/png")), "input_reference"),
+        (dict(extra_body={"input_reference": "start.png"}), "input_reference"),  # text, not a file
+    ]
+    for kwargs, param in cases:
+        with pytest.raises(openai.BadRequestError) as err:
+            client.videos.create(prompt=PROMPT, **kwargs)
+        assert err.value.body["param"] == param and "BytesIO" not in err.value.message, kwargs
+    for strength in ("5", "0", "nan"):  # used to be queued, then fail
+        with pytest.raises(openai.BadRequestError) as err:
+            client.videos.remix(source.id, prompt=PROMPT, extra_body={"strength": strength})
+        assert err.value.body["param"] == "strength"
+    prompt_list = httpx.post(f"{server.url}/v1/videos", headers=auth(client), json={"prompt": [PROMPT, PROMPT]})
+    assert prompt_list.status_code == 400 and prompt_list.json()["error"]["param"] == "prompt"
+    with pytest.raises(openai.BadRequestError) as err:
+        client.videos.edit(prompt=PROMPT, video=("clip.mp4", b"\0\0\0\x18ftypisom" + bytes(200), "video/mp4"))
+    assert str(server.data_dir) not in err.value.message  # the upload's temporary file is the server's business
+    with pytest.raises(openai.NotFoundError):  # an unknown video is named before the prompt is judged
+        client.videos.remix("video_unknown", prompt=BLOCKED_PROMPT)
+    assert client.models.retrieve("sora-2").id == "sora-2"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("veo-3")
+    assert [v.id for v in client.videos.list()] == [source.id]  # nothing else was queued
+
+
+def test_video_reports_the_duration_made(server, tmp_path):
+    client = server.client()
+    video = client.videos.create_and_poll(prompt=PROMPT, seconds="0.3", size="64x64", poll_interval_ms=100)
+    client.videos.download_content(video.id).write_to_file(tmp_path / "short.mp4")
+    clip = read_video(tmp_path / "short.mp4")
+    assert float(video.seconds) == pytest.approx(clip.num_frames / clip.fps, abs=0.01)
+
+
+def test_unexpected_error_is_an_openai_error(server, monkeypatch):
+    client = server.client()
+
+    def broken(*_args):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(server.store, "list_videos", broken)
+    with pytest.raises(openai.InternalServerError) as err:
+        client.videos.list()
+    assert err.value.body["type"] == "server_error" and "disk on fire" not in err.value.message
+
+
 def test_full_queue_and_rate_limit_answer_429(server):
     client = server.client()
     server.app.state.settings.queue_size = 0
@@ -258,6 +343,22 @@ def test_killed_server_reruns_its_job_and_loses_nothing(tmp_path):
     finally:
         process.kill()
         process.wait(10)
+
+
+def test_graceful_restart_keeps_queued_and_running_jobs(tmp_path):
+    running = start_server(tmp_path, workers=1)
+    _, key = running.store.add_key("restart")
+    client = running.client(key)
+    ids = [client.videos.create(prompt=f"{PROMPT} {i}", seconds="20", size="64x64").id for i in range(3)]
+    wait_for(lambda: client.videos.retrieve(ids[0]).status == "in_progress", 60, "the first job to start")
+    running.background.stop()  # stops between denoising steps, as Ctrl-C or SIGTERM does
+    restarted = start_server(tmp_path, workers=1)
+    try:
+        client = restarted.client(key)
+        finished = [client.videos.poll(i, poll_interval_ms=100) for i in ids]
+        assert [(v.status, v.seconds) for v in finished] == [("completed", "20")] * 3
+    finally:
+        restarted.background.stop()
 
 
 def test_upload_type_checked_from_bytes():

@@ -24,19 +24,18 @@ from kinema.io import read_video
 from kinema.pipeline import MAX_PROMPT_CHARS, Pipeline
 from kinema.server.auth import RateLimiter, bearer_token
 from kinema.server.inputs import (
-    IMAGE_TYPES,
     SDK_MODELS,
     ApiError,
     bad_request,
     check_model,
     check_upload,
-    data_url_bytes,
-    decode_image,
     not_found,
     parse_seconds,
     parse_size,
     read_body,
+    reference_image,
     seconds_label,
+    sniff,
 )
 from kinema.server.store import KeyRecord, Store, VideoJob, default_db_url, new_job, video_dict
 from kinema.server.worker import SPRITESHEET_FILE, THUMBNAIL_FILE, VIDEO_FILE, WorkerPool, job_folder
@@ -45,6 +44,7 @@ STATIC = Path(__file__).parent / "static"
 VARIANTS = {"video": (VIDEO_FILE, "video/mp4"), "thumbnail": (THUMBNAIL_FILE, "image/png"),
             "spritesheet": (SPRITESHEET_FILE, "image/jpeg")}
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "video/mp4": ".mp4"}
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -101,6 +101,12 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         return JSONResponse(ApiError(exc.status_code, str(exc.detail), code).body(), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def server_error(_request: Request, exc: Exception) -> JSONResponse:
+        """An OpenAI-shaped 500 (uvicorn logs the traceback) rather than plain text the SDK cannot parse."""
+        return JSONResponse(ApiError(500, f"The server failed on this request ({type(exc).__name__}); it is logged.",
+                                     "internal_error", type="server_error").body(), 500)
 
     def current_key(request: Request) -> KeyRecord:
         """The caller's key from `Authorization: Bearer KEY`, after the rate limit."""
@@ -169,8 +175,9 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
                 Path(tmp.name).write_bytes(data)
                 try:
                     return data, read_video(tmp.name)
-                except InputError as exc:
-                    raise bad_request(f"video could not be decoded: {exc}", "video", "invalid_file_type") from None
+                except InputError as exc:  # its message names the temporary file: not for clients
+                    reason = str(exc).replace(f"{tmp.name}: ", "").replace(tmp.name, "video")
+                    raise bad_request(f"video could not be decoded: {reason}", "video", "invalid_file_type") from None
         if not reference:
             raise bad_request("video is required: upload an MP4 or pass {'id': VIDEO_ID} of a completed video",
                               "video", "missing_required_parameter")
@@ -190,9 +197,13 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
 
     def seed_of(fields: dict) -> int:
         try:
-            return int(fields.get("seed") or 0)
+            seed = int(fields.get("seed") or 0)
         except ValueError:
-            raise bad_request(f"seed '{fields.get('seed')}' is not an integer", "seed") from None
+            seed = -1
+        if not 0 <= seed <= MAX_SEED:
+            raise bad_request(f"seed '{fields.get('seed')}' is not allowed; choose an integer from 0 to {MAX_SEED}",
+                              "seed")
+        return seed
 
     # ---- pages and health -------------------------------------------------------------------
     @app.get("/health", include_in_schema=False)
@@ -205,10 +216,18 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    def model_dict(name: str) -> dict:
+        return {"id": name, "object": "model", "created": 0, "owned_by": "kinema"}
+
     @app.get("/v1/models")
     def list_models(key: Key) -> dict:
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "kinema"}
-                                           for name in model_names]}
+        return {"object": "list", "data": [model_dict(name) for name in model_names]}
+
+    @app.get("/v1/models/{model}")
+    def retrieve_model(model: str, key: Key) -> dict:
+        if model not in model_names:
+            raise not_found(model, "model")
+        return model_dict(model)
 
     # ---- videos -----------------------------------------------------------------------------
     @app.post("/v1/videos")
@@ -221,17 +240,10 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
         params = {"seconds": seconds, "width": width, "height": height, "seed": seed_of(fields)}
         await run_in_threadpool(moderate, prompt)
         inputs: dict[str, bytes | Path] = {}
-        image = files.get("input_reference")
-        if image is None and fields.get("input_reference[image_url]"):
-            image = data_url_bytes(fields["input_reference[image_url]"], "input_reference")
-        if fields.get("input_reference[file_id]"):
-            raise bad_request("input_reference.file_id is not supported here; upload the image itself",
-                              "input_reference")
         task = "text"
+        image = await run_in_threadpool(reference_image, fields, files, max_upload)
         if image is not None:
-            kind = check_upload(image, IMAGE_TYPES, "input_reference", max_upload)
-            decode_image(image, "input_reference")
-            name = "input" + EXTENSIONS[kind]
+            name = "input" + EXTENSIONS[sniff(image)]
             inputs[name], params["image"], task = image, name, "image"
         job = new_job(key.id, model, prompt, seconds_label(seconds), f"{width}x{height}", task, params)
         return await run_in_threadpool(enqueue, job, inputs)
@@ -242,7 +254,10 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
             raise bad_request(f"order '{order}': choose asc or desc", "order")
         if not 1 <= limit <= 100:
             raise bad_request(f"limit {limit}: choose from 1 to 100", "limit")
-        jobs, has_more = store.list_videos(key.id, after, limit, order)
+        try:
+            jobs, has_more = store.list_videos(key.id, after, limit, order)
+        except InputError as exc:
+            raise bad_request(str(exc), "after") from None
         data = [video_dict(j) for j in jobs]
         return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None, "has_more": has_more}
@@ -275,8 +290,8 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
     async def edit_video(request: Request, key: Key) -> dict:
         fields, files = await read_body(request, max_upload)
         prompt = fields.get("prompt", "")
-        await run_in_threadpool(moderate, prompt)
         source, video = await run_in_threadpool(source_video, fields, files.get("video"), key)
+        await run_in_threadpool(moderate, prompt)
         return await run_in_threadpool(queue_edit, key, prompt, source, video, fields, None)
 
     @app.post("/v1/videos/extensions")
@@ -284,11 +299,11 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
         fields, files = await read_body(request, max_upload)
         prompt = fields.get("prompt", "")
         seconds = parse_seconds(fields.get("seconds"), 4.0, settings.max_seconds)
-        await run_in_threadpool(moderate, prompt)
+        seed = seed_of(fields)
         source, video = await run_in_threadpool(source_video, fields, files.get("video"), key)
+        await run_in_threadpool(moderate, prompt)
         width, height = source_size(video)
-        params = {"seconds": seconds, "width": width, "height": height, "seed": seed_of(fields),
-                  "video": "source.mp4"}
+        params = {"seconds": seconds, "width": width, "height": height, "seed": seed, "video": "source.mp4"}
         total = seconds_label(round(video.num_frames / video.fps + seconds, 2))
         job = new_job(key.id, check_model(fields.get("model"), model_names), prompt, total,
                       f"{width}x{height}", "extend", params)
@@ -299,7 +314,10 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
         try:
             strength = float(fields.get("strength") or 0.6)
         except ValueError:
-            raise bad_request(f"strength '{fields.get('strength')}' is not a number", "strength") from None
+            strength = float("nan")
+        if not 0 < strength <= 1:
+            raise bad_request(f"strength '{fields.get('strength')}' is not allowed; choose a number above 0 and at "
+                              "most 1 (how much of the video is remade; default 0.6)", "strength")
         params = {"seconds": video.num_frames / video.fps, "width": width, "height": height,
                   "seed": seed_of(fields), "strength": strength, "video": "source.mp4"}
         job = new_job(key.id, check_model(fields.get("model"), model_names), prompt,
@@ -316,11 +334,12 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
 
     @app.delete("/v1/videos/{video_id}")
     def delete_video(video_id: str, key: Key) -> dict:
-        job = store.delete_video(video_id, key.id)
-        if job is None:
+        status = store.delete_video(video_id, key.id)
+        if status is None:
             raise not_found(video_id)
-        pool.cancel(video_id)
-        if job.status != "in_progress":  # a running job's worker removes its own folder when it stops
+        if status == "in_progress":  # its worker stops at the next step and removes its own folder
+            pool.cancel(video_id)
+        else:
             shutil.rmtree(job_folder(data_dir, video_id), ignore_errors=True)
         return {"id": video_id, "object": "video.deleted", "deleted": True}
 
@@ -367,8 +386,8 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
     async def remix_video(video_id: str, request: Request, key: Key) -> dict:
         fields, _files = await read_body(request, max_upload)
         prompt = fields.get("prompt", "")
-        await run_in_threadpool(moderate, prompt)
         source, video = await run_in_threadpool(source_video, {"video[id]": video_id}, None, key)
+        await run_in_threadpool(moderate, prompt)
         return await run_in_threadpool(queue_edit, key, prompt, source, video, fields, video_id)
 
     return app

@@ -15,6 +15,7 @@ from starlette.requests import Request
 # The model names the OpenAI SDK sends; all of them mean the loaded checkpoint.
 SDK_MODELS = ("sora-2", "sora-2-pro", "sora-2-2025-10-06", "sora-2-pro-2025-10-06", "sora-2-2025-12-08")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+MAX_IMAGE_PIXELS = 50_000_000  # a 48-megapixel photo fits; a small file claiming more is a decompression bomb
 
 
 class ApiError(Exception):
@@ -60,8 +61,11 @@ def parse_size(size: str | None, resolve, default: tuple[int, int], limits: tupl
         raise bad_request(f"size '{size}' is not WIDTHxHEIGHT; allowed: {allowed}", "size")
     from kinema.errors import InputError
 
+    width, height = int(match[1]), int(match[2])
     try:
-        return resolve(int(match[1]), int(match[2]))
+        if 0 in (width, height):  # resolve() reads 0 as "the default side"
+            raise InputError("a side of 0 pixels")
+        return resolve(width, height)
     except InputError as exc:
         raise bad_request(f"size '{size}' is not one this checkpoint makes ({exc}); allowed: {allowed}",
                           "size") from None
@@ -113,12 +117,36 @@ def check_upload(data: bytes, allowed: tuple[str, ...], param: str, max_bytes: i
 
 
 def decode_image(data: bytes, param: str) -> np.ndarray:
-    """uint8 (H, W, 3) from image bytes already sniffed as PNG, JPEG or WebP."""
+    """uint8 (H, W, 3) from image bytes already sniffed as PNG, JPEG or WebP, at most `MAX_IMAGE_PIXELS`."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB")).copy()
-    except (UnidentifiedImageError, OSError) as exc:
+            if image.width * image.height <= MAX_IMAGE_PIXELS:
+                return np.asarray(image.convert("RGB")).copy()
+    except Image.DecompressionBombError:  # PIL itself refuses the largest before we can ask their size
+        pass
+    except UnidentifiedImageError:
+        raise bad_request(f"{param} could not be decoded as an image: the file is damaged", param,
+                          "invalid_file_type") from None
+    except OSError as exc:
         raise bad_request(f"{param} could not be decoded as an image: {exc}", param, "invalid_file_type") from None
+    raise bad_request(f"{param} is larger than {MAX_IMAGE_PIXELS // 1_000_000} megapixels; send a smaller image "
+                      "(it is resized to the video's size anyway)", param, "file_too_large")
+
+
+def reference_image(fields: dict[str, str], files: dict[str, bytes], max_bytes: int) -> bytes | None:
+    """The `input_reference` image of a create request, an upload or a base64 data: URL, checked and decodable."""
+    if fields.get("input_reference[file_id]"):
+        raise bad_request("input_reference.file_id is not supported here; upload the image itself", "input_reference")
+    image = files.get("input_reference")
+    if image is None and fields.get("input_reference[image_url]"):
+        image = data_url_bytes(fields["input_reference[image_url]"], "input_reference")
+    elif image is None and fields.get("input_reference"):
+        raise bad_request("input_reference must be an uploaded image file (PNG, JPEG or WebP), not text",
+                          "input_reference")
+    if image is not None:
+        check_upload(image, IMAGE_TYPES, "input_reference", max_bytes)
+        decode_image(image, "input_reference")
+    return image
 
 
 def data_url_bytes(url: str, param: str) -> bytes:
@@ -166,6 +194,8 @@ async def read_body(request: Request, max_upload: int) -> tuple[dict[str, str], 
     for name, value in body.items():
         if isinstance(value, dict):
             fields.update({f"{name}[{k}]": str(v) for k, v in value.items()})
+        elif isinstance(value, list):
+            raise bad_request(f"{name} must be a single value, not a list", name)
         elif value is not None:
             fields[name] = str(value)
     return fields, files

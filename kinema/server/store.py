@@ -17,9 +17,12 @@ from pathlib import Path
 from sqlalchemy import Integer, String, Text, create_engine, event, func, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from kinema.errors import InputError
 from kinema.server.auth import hash_key, new_secret
 
 STATUSES = ("queued", "in_progress", "completed", "failed")
+# A deleted job keeps its row (prompt and inputs cleared) so a list cursor pointing at it still works.
+DELETED = "deleted"
 
 
 def default_data_dir() -> Path:
@@ -171,30 +174,36 @@ class Store:
     def get_video(self, video_id: str, owner: str | None = None) -> VideoJob | None:
         """A job by id, only if `owner` (when given) owns it."""
         with self.session() as s:
-            query = select(VideoJob).where(VideoJob.id == video_id)
+            query = select(VideoJob).where(VideoJob.id == video_id, VideoJob.status != DELETED)
             if owner is not None:
                 query = query.where(VideoJob.owner == owner)
             return s.scalar(query)
 
     def list_videos(self, owner: str, after: str | None, limit: int, order: str) -> tuple[list[VideoJob], bool]:
-        """One page of an owner's videos and whether more follow."""
+        """One page of an owner's videos and whether more follow; `after` may name a since-deleted video."""
         with self.session() as s:
-            query = select(VideoJob).where(VideoJob.owner == owner)
+            query = select(VideoJob).where(VideoJob.owner == owner, VideoJob.status != DELETED)
             if after:
                 anchor = s.scalar(select(VideoJob.seq).where(VideoJob.id == after, VideoJob.owner == owner))
-                if anchor is not None:
-                    query = query.where(VideoJob.seq < anchor if order == "desc" else VideoJob.seq > anchor)
+                if anchor is None:
+                    raise InputError(f"after '{after}' is not the id of one of your videos; pass the last_id "
+                                     "of the previous page")
+                query = query.where(VideoJob.seq < anchor if order == "desc" else VideoJob.seq > anchor)
             query = query.order_by(VideoJob.seq.desc() if order == "desc" else VideoJob.seq).limit(limit + 1)
             rows = list(s.scalars(query))
             return rows[:limit], len(rows) > limit
 
-    def delete_video(self, video_id: str, owner: str) -> VideoJob | None:
-        """Remove an owner's job; returns it as it was."""
+    def delete_video(self, video_id: str, owner: str) -> str | None:
+        """Delete an owner's job, leaving a tombstone; returns the status it had, None if there was none."""
         with self._write, self.session() as s, s.begin():
-            job = s.scalar(select(VideoJob).where(VideoJob.id == video_id, VideoJob.owner == owner))
-            if job is not None:
-                s.delete(job)
-            return job
+            job = s.scalar(select(VideoJob).where(VideoJob.id == video_id, VideoJob.owner == owner,
+                                                  VideoJob.status != DELETED))
+            if job is None:
+                return None
+            status = job.status
+            job.status, job.prompt, job.params, job.progress = DELETED, "", "{}", 0
+            job.error_code = job.error_message = None
+            return status
 
     def claim_next(self) -> VideoJob | None:
         """Move the oldest queued job to in_progress and return it; None when nothing waits."""
@@ -216,18 +225,17 @@ class Store:
             s.execute(update(VideoJob).where(VideoJob.id == video_id, VideoJob.status == "in_progress")
                       .values(progress=progress))
 
-    def finish(self, video_id: str, seconds: str | None = None) -> None:
-        """Mark a job completed (its files are in place)."""
-        values = {"status": "completed", "progress": 100, "completed_at": int(time.time())}
-        if seconds is not None:
-            values["seconds"] = seconds
+    def finish(self, video_id: str, seconds: str) -> bool:
+        """Mark a running job completed (its files are in place); False if it was deleted meanwhile."""
         with self._write, self.session() as s, s.begin():
-            s.execute(update(VideoJob).where(VideoJob.id == video_id).values(**values))
+            return bool(s.execute(update(VideoJob).where(VideoJob.id == video_id, VideoJob.status == "in_progress")
+                                  .values(status="completed", progress=100, completed_at=int(time.time()),
+                                          seconds=seconds)).rowcount)
 
     def fail(self, video_id: str, code: str, message: str) -> None:
-        """Mark a job failed with an OpenAI-style error code and a message for people."""
+        """Mark a running job failed with an OpenAI-style error code and a message for people."""
         with self._write, self.session() as s, s.begin():
-            s.execute(update(VideoJob).where(VideoJob.id == video_id).values(
+            s.execute(update(VideoJob).where(VideoJob.id == video_id, VideoJob.status == "in_progress").values(
                 status="failed", completed_at=int(time.time()), error_code=code, error_message=message))
 
     def requeue_interrupted(self) -> int:
@@ -244,7 +252,8 @@ class Store:
     def counts(self) -> dict[str, int]:
         """Jobs per status."""
         with self.session() as s:
-            rows = s.execute(select(VideoJob.status, func.count()).group_by(VideoJob.status)).all()
+            rows = s.execute(select(VideoJob.status, func.count()).where(VideoJob.status != DELETED)
+                             .group_by(VideoJob.status)).all()
         return {status: 0 for status in STATUSES} | {status: n for status, n in rows}
 
     # ---- characters ---------------------------------------------------------------------------

@@ -101,7 +101,10 @@ class WorkerPool:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
                 continue
-            self._run(job)
+            try:
+                self._run(job)
+            except Exception:  # nor a database hiccup while recording the outcome (the job reruns at restart)
+                log.exception("could not record the outcome of job %s", job.id)
 
     def _run(self, job: VideoJob) -> None:
         folder = job_folder(self.data_dir, job.id)
@@ -112,11 +115,9 @@ class WorkerPool:
             frames = result.frames
             write_image(folder / THUMBNAIL_FILE, frames[len(frames) // 2])
             write_image(folder / SPRITESHEET_FILE, contact_sheet([frames], min(8, len(frames))))
-            if self.store.get_video(job.id) is None:  # deleted while it was being written
-                shutil.rmtree(folder, ignore_errors=True)
-            else:
-                total = seconds_label(round(result.seconds, 2)) if job.task == "extend" else None
-                self.store.finish(job.id, total)
+            # The duration made (an extension's stitched total; frame counts round what was asked).
+            if not self.store.finish(job.id, seconds_label(round(result.seconds, 2))):
+                shutil.rmtree(folder, ignore_errors=True)  # deleted while it was being written
         except CancelledError:
             if job.id in self._cancelled:
                 shutil.rmtree(folder, ignore_errors=True)
