@@ -1,5 +1,10 @@
 """Errors meant for people: each names the input at fault and what would work."""
 
+from __future__ import annotations
+
+import errno
+import os
+
 
 class KinemaError(Exception):
     """Base class; the CLI prints the message in one line and exits with `exit_code`."""
@@ -15,6 +20,28 @@ def one_line(text: str) -> str:
 
 class InputError(KinemaError):
     """A file, size, duration or option that kinema cannot use."""
+
+
+# What an operating-system error means for the person who named the file, and what would work instead.
+_FILE_HINTS = {
+    errno.ENOSPC: "the disk is full; free some space or write somewhere else",
+    errno.EDQUOT: "the disk quota is used up; free some space or write somewhere else",
+    errno.EACCES: "permission denied; choose a place you can write to (or a file you can read)",
+    errno.EPERM: "permission denied; choose a place you can write to (or a file you can read)",
+    errno.EROFS: "the file system is read-only; write somewhere else",
+    errno.ENAMETOOLONG: "the name is too long; choose a shorter one",
+    errno.ENOENT: "no such file or folder",
+    errno.EISDIR: "is a folder; give a file name",
+    errno.ENOTDIR: "part of the path is a file where a folder is needed",
+    errno.EEXIST: "already exists as a file where a folder is needed",
+}
+
+
+def file_error(exc: OSError, path: str | os.PathLike | None = None) -> InputError:
+    """An OSError as an InputError naming the file (`path`, else the error's own) and what would work."""
+    where = path if path is not None else exc.filename
+    hint = _FILE_HINTS.get(exc.errno, exc.strerror or str(exc))
+    return InputError(f"{where}: {hint}" if where is not None else hint)
 
 
 class ConfigError(KinemaError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,12 +27,16 @@ from kinema.checkpoint import (
     resolve,
 )
 from kinema.config import ModelConfig
-from kinema.errors import InputError
-from kinema.io import Video, frames_to_tensor, tensor_to_frames
+from kinema.errors import InputError, file_error
+from kinema.io import VIDEO_SUFFIXES, Video, frames_to_tensor, prepare_output, tensor_to_frames
 from kinema.plan import LatentPlan, plan_request
 
 TASKS = ("text", "image", "extend", "interpolate", "fill", "connect", "edit", "loop", "storyboard")
 MAX_PROMPT_CHARS = 2000
+MAX_FPS = 60.0
+MAX_GUIDANCE = 30.0
+# seed * 1009 + window stays a valid 64-bit generator seed, and the seed survives a round trip through JSON.
+MAX_SEED = 2**53 - 1
 # The C2PA action each task records.
 OPERATIONS = {"text": "generate", "loop": "generate", "storyboard": "generate", "image": "image", "extend": "extend",
               "edit": "edit", "interpolate": "interpolate", "fill": "interpolate", "connect": "connect"}
@@ -148,6 +153,22 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
     return precision
 
 
+def check_numbers(request: GenerationRequest) -> None:
+    """Raise InputError for a frame rate, step count, guidance scale or seed that no generation can use.
+
+    None means the checkpoint's default; 0 is refused, not read as the default. NaN fails every range check.
+    Durations, strengths and factors are checked where each task plans its frames (kinema.plan)."""
+    if request.fps is not None and not 0 < request.fps <= MAX_FPS:
+        raise InputError(f"fps {request.fps}: choose a frame rate above 0 and up to {MAX_FPS:g}")
+    if request.steps is not None and not 1 <= request.steps <= 1000:
+        raise InputError(f"steps {request.steps}: choose from 1 to 1000")
+    guidance = request.guidance_scale
+    if guidance is not None and not 1.0 <= guidance <= MAX_GUIDANCE:
+        raise InputError(f"guidance {guidance}: choose a scale from 1 (no guidance) to {MAX_GUIDANCE:g}")
+    if not 0 <= request.seed <= MAX_SEED:
+        raise InputError(f"seed {request.seed}: choose an integer from 0 to {MAX_SEED}")
+
+
 def color_drift(frames: np.ndarray, fps: float) -> float:
     """Mean absolute RGB difference (0-1) between the first and the last second's average colours."""
     n = max(1, round(fps))
@@ -219,12 +240,16 @@ class Pipeline:
     def resolve_size(self, width: int | None, height: int | None) -> tuple[int, int]:
         """Default or validated (width, height): multiples of 16 inside the checkpoint's range."""
         s = self.cfg.sampling
-        width, height = width or s.width, height or s.height
+        width = s.width if width is None else width
+        height = s.height if height is None else height
         for name, value in (("width", width), ("height", height)):
             if value % 16 or not s.min_side <= value <= s.max_side:
+                examples = [f"{s.width}x{s.height}"] + [
+                    f"{w}x{h}" for w, h in ((160, 96), (96, 160)) if s.min_side <= min(w, h) and max(w, h) <= s.max_side
+                ]
                 raise InputError(
                     f"{name} {value}: this checkpoint makes sizes whose sides are multiples of 16 from "
-                    f"{s.min_side} to {s.max_side} (e.g. {s.width}x{s.height}, 160x96, 96x160)"
+                    f"{s.min_side} to {s.max_side} (e.g. {', '.join(examples)})"
                 )
         return width, height
 
@@ -321,12 +346,11 @@ class Pipeline:
         if request.task not in TASKS:
             raise InputError(f"unknown task {request.task!r}; choose one of {', '.join(TASKS)}")
         width, height = self.resolve_size(request.width, request.height)
+        check_numbers(request)
         s = self.cfg.sampling
-        fps = float(request.fps or s.fps)
-        steps = int(request.steps or s.steps)
+        fps = float(request.fps if request.fps is not None else s.fps)
+        steps = int(request.steps if request.steps is not None else s.steps)
         guidance = float(request.guidance_scale if request.guidance_scale is not None else s.guidance_scale)
-        if steps < 1 or steps > 1000:
-            raise InputError(f"steps {steps}: choose from 1 to 1000")
         plan: LatentPlan = plan_request(self, request, width, height, fps)
         timings["prepare"] = time.perf_counter() - started
 
@@ -380,17 +404,37 @@ class Pipeline:
 
     def generate_to_file(self, request: GenerationRequest, path: str | Path, progress: ProgressFn | None = None,
                          cancel: CancelFn | None = None, sign: bool = True, watermark: bool = True) -> GenerationResult:
-        """Generate, then watermark, write the MP4 and sign it with a C2PA manifest."""
+        """Generate, then watermark, write the MP4 and sign it with a C2PA manifest.
+
+        The file appears under `path` only when complete (signed too, when signing), replacing any file
+        there: an error, a full disk or an interrupt leaves the previous file (or none), never a partial one."""
         from kinema import provenance
 
+        path = prepare_output(path, VIDEO_SUFFIXES)  # fail before the generation, not after it
         result = self.generate(request, progress, cancel)
         ingredients = [v for v in (request.video, request.video_b) if v is not None]
         info = provenance.ProvenanceInfo(
             operation=OPERATIONS[request.task], checkpoint_id=self.info.id, checkpoint_sha256=self.info.sha256,
             inputs=[v.path for v in ingredients if v.path], seed=request.seed,
         )
-        status = provenance.finalize_video(result.frames, result.fps, Path(path), info, watermark=watermark, sign=sign)
-        result.path = Path(path)
+        # Write and sign in a private folder beside the output, under the output's own name (the manifest
+        # records it), then move the finished file into place in one step.
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # again: a server may remove a job's folder meanwhile
+            staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        except OSError as exc:
+            raise file_error(exc, path) from None
+        staged = staging / path.name
+        try:
+            status = provenance.finalize_video(result.frames, result.fps, staged, info, watermark=watermark, sign=sign)
+            os.replace(staged, path)
+        except InputError as exc:  # its message names the staged file; the user knows only `path`
+            raise InputError(str(exc).replace(str(staged), str(path))) from None
+        except OSError as exc:
+            raise file_error(exc, path) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        result.path = path
         result.provenance = {"watermarked": status.watermarked, "watermark_id": status.payload_id,
                              "signed": status.signed, "message": status.message}
         return result

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 
 from kinema import __version__
 from kinema.cli import eval as evaluation
 from kinema.cli import generate, keys, safety, serve, train, verify, world
-from kinema.errors import KinemaError, one_line
+from kinema.errors import KinemaError, file_error, one_line
 
 # Each module adds its subcommands with `register(subparsers)`; handlers get the parsed args.
 COMMAND_MODULES = [generate, world, train, verify, keys, safety, serve, evaluation]
@@ -41,19 +43,41 @@ def _release_large_buffers() -> None:
         pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill PID`): unwound like Ctrl-C, so temporary files are removed and no output is half-written."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     _release_large_buffers()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = " ".join(["kinema"] + [value for name, value in vars(args).items()
+                                         if (name == "command" or name.endswith("_command")) and value])
+        quote = "; quote a prompt of several words" if any(not word.startswith("-") for word in unknown) else ""
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}{quote}; see `{command} --help` for the options")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="kinema: %(message)s")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
         return int(args.handler(args) or 0)
     except KinemaError as exc:
         print(f"kinema: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except OSError as exc:  # a file or disk problem met outside kinema's own checks: still one line, naming it
+        error = file_error(exc)
+        print(f"kinema: error: {one_line(error)}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt as exc:
         print("kinema: interrupted", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130  # 128 + the signal's number, as a shell reports it
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from kinema.cli.generate import parse_size
 from kinema.errors import InputError
@@ -21,11 +22,18 @@ def run_eval(args: argparse.Namespace) -> int:
         raise InputError(f"--steps {args.steps}: choose at least 1")
     if args.guidance is not None and not 1.0 <= args.guidance <= 30.0:
         raise InputError(f"--guidance {args.guidance}: choose a scale from 1 (no guidance) to 30")
+    if args.worst < 0:
+        raise InputError(f"--worst {args.worst}: choose 0 (no strips) or more")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InputError(f"--out {args.out}: is a file; give a folder for the report")
     torch.manual_seed(args.seed)
     pipe = Pipeline.from_checkpoint(args.checkpoint)
     pipe.autocast = args.bf16
-    width, height = args.size or pipe.resolve_size(128, 128)
-    pipe.resolve_size(width, height)  # fail now, not after the first case, if the checkpoint cannot make this size
+    width, height = args.size or (128, 128)
+    try:  # fail now, not after the first case, if the checkpoint cannot make this size
+        pipe.resolve_size(width, height)
+    except InputError as exc:
+        raise InputError(f"{exc}; pass --size" if args.size is None else str(exc)) from None
     cases = build_suite(args.cases, width, height, fps=8.0, num_frames=args.frames)
     generate = pipeline_generator(pipe, seed=args.seed, steps=args.steps, width=width, height=height,
                                   guidance=args.guidance)

@@ -27,10 +27,25 @@ def run_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api_store(args: argparse.Namespace):
-    from kinema.server.store import Store, default_db_url
+def open_store(url: str):
+    """The server's job and key store at `url`; InputError when the URL or the database cannot be used."""
+    from sqlalchemy.exc import ArgumentError, OperationalError
 
-    return Store(args.db or default_db_url(args.data))
+    from kinema.server.store import Store
+
+    try:
+        return Store(url)
+    except ArgumentError as exc:
+        raise InputError(f"--db {url}: not a database URL kinema can open ({exc}); use sqlite:///PATH or "
+                         "postgresql://USER@HOST/NAME") from None
+    except OperationalError as exc:
+        raise InputError(f"--db {url}: cannot open the database ({exc.orig}); check the path or server") from None
+
+
+def _api_store(args: argparse.Namespace):
+    from kinema.server.store import default_db_url
+
+    return open_store(args.db or default_db_url(args.data))
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -58,7 +73,9 @@ def run_revoke(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("keys", help="manage the local C2PA signing key and server API keys")
+    parser = subparsers.add_parser("keys", help="manage the local C2PA signing key and server API keys",
+                                   description="init: a local C2PA signing key; add, list, revoke: API keys for "
+                                   "`kinema serve`.")
     actions = parser.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     init = actions.add_parser(
         "init",
@@ -82,10 +99,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("name", help="who or what the key is for")
     api_options(add)
     add.set_defaults(handler=run_add)
-    listing = actions.add_parser("list", help="list the server's API keys (ids, names, prefixes)")
+    listing = actions.add_parser("list", help="list the server's API keys (ids, names, prefixes)",
+                                 description="List the server's API keys: id, name, prefix and whether revoked.")
     api_options(listing)
     listing.set_defaults(handler=run_list)
-    revoke = actions.add_parser("revoke", help="revoke API keys by name or id")
+    revoke = actions.add_parser("revoke", help="revoke API keys by name or id",
+                                description="Revoke every active API key with this name or id; clients using "
+                                "it get 401 from then on.")
     revoke.add_argument("name", help="key name or id (every active key with that name is revoked)")
     api_options(revoke)
     revoke.set_defaults(handler=run_revoke)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
-from kinema.errors import RefusedError
+from kinema.errors import InputError, RefusedError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("safety", help="check prompts against the safety policy")
+    parser = subparsers.add_parser("safety", help="check prompts against the safety policy",
+                                   description="Check prompts against the safety policy that generation enforces.")
     commands = parser.add_subparsers(dest="safety_command", metavar="SUBCOMMAND", required=True)
-    check_parser = commands.add_parser("check", help="check one prompt; exit 3 if it would be refused")
+    check_parser = commands.add_parser("check", help="check one prompt; exit 3 if it would be refused",
+                                       description="Print whether PROMPT is allowed; exit 0 when it is, 3 when "
+                                       "generation would refuse it (with its category and reason).")
     check_parser.add_argument("prompt", help="the text prompt to check")
     check_parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
     check_parser.add_argument("--policy", help="a TOML safety policy (default: $KINEMA_SAFETY_POLICY)")
@@ -19,9 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    from kinema.safety import Policy, check
+    from kinema.safety import POLICY_ENV, Policy, check
 
-    policy = Policy.from_toml(args.policy) if args.policy else Policy.from_env()
+    try:
+        policy = Policy.from_toml(args.policy) if args.policy else Policy.from_env()
+    except UnicodeDecodeError:
+        source = args.policy or os.environ.get(POLICY_ENV)
+        raise InputError(f"{source}: not a text file; give a TOML safety policy") from None
     verdict = check(args.prompt, policy)
     if args.json:
         print(json.dumps({"allowed": verdict.allowed, "category": verdict.category,

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from kinema.cli.generate import PRECISION_CHOICES, PRECISION_HELP
+from kinema.cli.keys import open_store
 from kinema.errors import InputError
 
 
@@ -14,12 +15,19 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from kinema.pipeline import Pipeline
-    from kinema.server import ServerSettings, Store, create_app, default_data_dir, default_db_url
+    from kinema.server import ServerSettings, create_app, default_data_dir, default_db_url
 
     if args.workers < 1 or args.queue_size < 1:
         raise InputError("--workers and --queue-size must be at least 1")
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port}: choose a port from 0 to 65535 (default 8000)")
+    if not args.rate_limit >= 0 or args.burst < 1:
+        raise InputError("--rate-limit must be 0 (no limit) or more, and --burst at least 1")
+    if not args.max_upload_mb > 0 or not args.max_seconds > 0:
+        raise InputError("--max-upload-mb and --max-seconds must be above 0")
     data_dir = Path(args.data).expanduser() if args.data else default_data_dir()
     db_url = args.db or default_db_url(data_dir)
+    store = open_store(db_url)  # a bad --db fails now, before the model loads
     pipe = Pipeline.from_checkpoint(args.checkpoint).set_precision(args.precision)
     if args.compile:
         pipe.compile()
@@ -27,7 +35,7 @@ def run_serve(args: argparse.Namespace) -> int:
                               rate=args.rate_limit, burst=args.burst, max_upload_bytes=int(args.max_upload_mb * 2**20),
                               max_seconds=args.max_seconds)
     app = create_app(pipe, settings)
-    if not Store(db_url).list_keys():
+    if not store.list_keys():
         print(f"kinema: no API keys yet; make one with `kinema keys add NAME --db {db_url}`")
     print(f"kinema: serving {pipe.info.id} ({pipe.precision}) on http://{args.host}:{args.port} (data: {data_dir}, db: {db_url})",
           flush=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kinema.config import RunConfig, from_dict, load_toml
-from kinema.errors import InputError
+from kinema.errors import ConfigError, InputError
 
 
 def register(subparsers) -> None:
@@ -27,12 +27,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("cache", help="encode a dataset into latents once, for repeated training",
                               description="Encode the config's data with its init_from autoencoder into DIR; "
                               "then train with [data] source = \"cache\", path = DIR.")
-    p.add_argument("config")
+    p.add_argument("config", help="TOML config: its [data] is encoded with the autoencoder of its train.init_from")
     p.add_argument("--out", required=True, help="folder for latents-*.safetensors and captions.jsonl")
     p.add_argument("--count", type=int, default=1000, help="samples to encode (default 1000)")
     p.add_argument("--start", type=int, default=0, help="first sample to encode (default 0); a folder that "
                    "holds N samples is extended with --start N (an interrupted cache keeps its whole shards)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="clips encoded at once (default 8)")
     p.add_argument("--source", choices=("world", "folder"), help="override data.source (a training config "
                    "that reads the cache names source = \"cache\"; encode from the world or a folder instead)")
     p.add_argument("--workers", type=int, help="override data.num_workers")
@@ -47,20 +47,31 @@ def register(subparsers) -> None:
     p.add_argument("run", help="transformer checkpoint or run folder (its latest checkpoint)")
     p.add_argument("--out", required=True, help="checkpoint folder to write (replaced atomically)")
     p.add_argument("--vae", help="checkpoint or run folder whose autoencoder weights to ship")
-    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16",
+                   help="precision of the shipped weights (default bf16, half the size of fp32)")
     p.add_argument("--card", help="markdown file to ship as card.md (default: the run's card)")
     p.set_defaults(handler=run_export)
 
 
 def _load(args) -> RunConfig:
-    run = from_dict(RunConfig, load_toml(args.config), "config")
-    if getattr(args, "steps", None):
+    try:
+        data = load_toml(args.config)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{args.config}: not a text file; give a TOML config (see configs/)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{args.config}: is a folder; give a TOML config file (see configs/)") from None
+    run = from_dict(RunConfig, data, "config")
+    if getattr(args, "steps", None) is not None:
+        if args.steps < 1:
+            raise InputError(f"--steps {args.steps}: choose at least 1")
         run.train.steps = args.steps
     if getattr(args, "decay_steps", None) is not None:
         if args.decay_steps < 0:
             raise InputError(f"--decay-steps must be 0 or more, got {args.decay_steps}")
         run.train.decay_steps = args.decay_steps
     if getattr(args, "max_minutes", None) is not None:
+        if not args.max_minutes > 0:
+            raise InputError(f"--max-minutes {args.max_minutes}: choose a budget above 0")
         run.train.max_minutes = args.max_minutes
     if getattr(args, "out", None) and args.handler is run_train:
         run.train.out_dir = args.out
@@ -69,6 +80,8 @@ def _load(args) -> RunConfig:
     if getattr(args, "source", None):
         run.data.source = args.source
     if getattr(args, "workers", None) is not None:
+        if args.workers < 0:
+            raise InputError(f"--workers {args.workers}: choose 0 (load in the main process) or more")
         run.data.num_workers = args.workers
     return run
 
@@ -84,6 +97,9 @@ def run_train(args) -> int:
 def run_cache(args) -> int:
     from kinema.train.cache import build_cache
 
+    if args.count < 1 or args.start < 0 or args.batch_size < 1:
+        raise InputError(f"--count {args.count}, --start {args.start}, --batch-size {args.batch_size}: "
+                         "encode at least 1 sample, from sample 0 or later, in batches of at least 1")
     out = build_cache(_load(args), args.out, args.count, args.batch_size, start=args.start)
     print(f"cache: {out}")
     return 0

@@ -2,13 +2,24 @@
 
 from kinema.io.frames import fit_frames, frames_to_tensor, tensor_to_frames
 from kinema.io.sheets import contact_sheet, save_gif, save_strip
-from kinema.io.video import Video, read_image, read_media, read_video, write_image, write_video
+from kinema.io.video import (
+    VIDEO_SUFFIXES,
+    Video,
+    prepare_output,
+    read_image,
+    read_media,
+    read_video,
+    write_image,
+    write_video,
+)
 
 __all__ = [
+    "VIDEO_SUFFIXES",
     "Video",
     "contact_sheet",
     "fit_frames",
     "frames_to_tensor",
+    "prepare_output",
     "read_image",
     "read_media",
     "read_video",

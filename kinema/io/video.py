@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import errno
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -13,9 +13,10 @@ import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from kinema.errors import InputError
+from kinema.errors import InputError, file_error
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+VIDEO_SUFFIXES = (".mp4", ".mov")  # what write_video makes and a C2PA manifest can be signed into
 
 
 @dataclass
@@ -88,6 +89,8 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Video:
 def read_image(path: str | os.PathLike) -> Video:
     """Read a still image as a one-frame video (fps 1)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give an image file (PNG, JPEG or WebP)")
     try:
         with Image.open(path) as image:
             rgb = np.asarray(image.convert("RGB"))
@@ -101,8 +104,13 @@ def read_image(path: str | os.PathLike) -> Video:
 def read_media(path: str | os.PathLike, max_frames: int | None = None) -> Video:
     """Read an image or a video (its first `max_frames` frames), deciding by the suffix and then the bytes."""
     path = Path(path)
+    expected = "give a video (MP4, MOV, WebM) or an image (PNG, JPEG, WebP)"
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; {expected}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: is empty (0 bytes); {expected}")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return read_image(path)
     try:
@@ -111,22 +119,58 @@ def read_media(path: str | os.PathLike, max_frames: int | None = None) -> Video:
         try:
             return read_image(path)
         except InputError:
-            raise InputError(f"{path}: neither a readable video nor a readable image") from None
+            raise InputError(f"{path}: neither a readable video nor a readable image; {expected}") from None
 
 
-def _atomic_target(path: Path) -> tuple[int, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+def _output_path(path: str | os.PathLike, suffixes: tuple[str, ...] = ()) -> Path:
+    """`path` checked for writing, its folder created; a symbolic link is followed, so the file it points
+    to is replaced rather than the link."""
+    path = Path(path).expanduser()
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.is_dir():
+        example = f", e.g. {path / ('out' + suffixes[0])}" if suffixes else " inside it"
+        raise InputError(f"{path}: is a folder; give a file name{example}")
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: is not a regular file (a device, pipe or socket); give a file name to write")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise InputError(f"{path}: kinema writes {suffixes[0][1:].upper()} here; end the name with "
+                         f"{' or '.join(suffixes)}, e.g. out{suffixes[0]}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise file_error(exc) from None
+    return path
+
+
+def prepare_output(path: str | os.PathLike, suffixes: tuple[str, ...] = ()) -> Path:
+    """Check that a file can be written at `path` before any work is spent on it; returns the path to write.
+
+    `suffixes`, when given, are the file types the caller writes (".mp4", ...). The folder is created and a
+    file is made and removed in it, so InputError names what is wrong up front: a folder or a device in
+    the way, a file where a folder is needed, no permission, a read-only or full disk.
+    """
+    path = _output_path(path, suffixes)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as exc:
+        raise file_error(exc, path) from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def _atomic_target(path: Path) -> tuple[Path, int, str]:
+    """(path to replace, descriptor, temporary name) for writing `path` all at once."""
+    path = _output_path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:
+        raise file_error(exc, path) from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
-    return fd, tmp
-
-
-def _disk_error(path: Path, exc: OSError) -> InputError:
-    if exc.errno == errno.ENOSPC:
-        return InputError(f"{path}: the disk is full; free some space or write elsewhere with -o")
-    return InputError(f"{path}: cannot write ({exc.strerror or exc})")
+    return path, fd, tmp
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, crf: int = 18) -> Path:
@@ -136,9 +180,9 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, crf: in
     _, height, width, _ = frames.shape
     if height % 2 or width % 2:
         raise InputError(f"{path}: H.264 needs even width and height, got {width}x{height}")
-    if not fps or fps <= 0:
-        raise InputError(f"{path}: fps must be positive, got {fps}")
-    fd, tmp = _atomic_target(path)
+    if fps is None or not 0 < float(fps) < math.inf:
+        raise InputError(f"{path}: fps must be a positive number, got {fps}")
+    path, fd, tmp = _atomic_target(path)
     os.close(fd)
     try:
         with av.open(tmp, mode="w", format="mp4") as container:
@@ -155,7 +199,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, crf: in
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise _disk_error(path, exc) from None
+        raise file_error(exc, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -166,7 +210,7 @@ def write_image(path: str | os.PathLike, frame: np.ndarray) -> Path:
     """Write one uint8 (H, W, 3) frame as PNG or JPEG, atomically."""
     path = Path(path)
     frame = _check_frames(frame, str(path))[0]
-    fd, tmp = _atomic_target(path)
+    path, fd, tmp = _atomic_target(path)
     os.close(fd)
     try:
         fmt = "JPEG" if path.suffix.lower() in {".jpg", ".jpeg"} else "PNG"
@@ -174,5 +218,8 @@ def write_image(path: str | os.PathLike, frame: np.ndarray) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise _disk_error(path, exc) from None
+        raise file_error(exc, path) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
