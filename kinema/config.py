@@ -160,6 +160,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; give a TOML config file (see configs/)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; give a TOML config file (see configs/)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
 

@@ -204,6 +204,9 @@ def plan_request(pipe: Pipeline, request: GenerationRequest, width: int, height:
         factor = int(request.factor)
         if factor < 2 or factor > 16:
             raise InputError(f"factor {factor}: choose an integer from 2 to 16")
+        if len(source) < 2:
+            raise InputError("interpolation needs a video of at least two frames to make frames between; "
+                             "to animate a still image, use generate --image")
         count = (len(source) - 1) * factor + 1
         blended = _blend(source, np.arange(count) / factor)
         init = pipe.encode_frames(pad_causal(blended))

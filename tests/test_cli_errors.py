@@ -233,3 +233,25 @@ def test_an_image_output_is_never_written_over_a_device(tmp_path):
     with pytest.raises(InputError, match="not a regular file"):
         write_image(fifo, np.zeros((8, 8, 3), np.uint8))
     assert fifo.is_fifo()
+
+
+def test_one_frame_interpolation_empty_verify_and_binary_configs_are_named(checkpoint, tmp_path, capsys,
+                                                                         monkeypatch):
+    still = tmp_path / "still.png"
+    write_image(still, np.zeros((32, 48, 3), np.uint8))
+    code, err = run(["interpolate", still, "-o", tmp_path / "i.mp4", "--checkpoint", checkpoint, "--quiet",
+                     "--no-sign"], capsys)
+    assert_one_line_error(code, err, "at least two frames", "generate --image")  # was a one-frame "success"
+    assert not (tmp_path / "i.mp4").exists()
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    code, err = run(["verify", empty], capsys)
+    assert_one_line_error(code, err, "is empty (0 bytes)")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 16)
+    code, err = run(["train", binary], capsys)
+    assert_one_line_error(code, err, "not a text file", exit_code=code)
+    monkeypatch.setenv("KINEMA_SAFETY_POLICY", str(binary))  # read on every generation, not only by `safety`
+    code, err = run(generate(checkpoint, tmp_path / "g.mp4"), capsys)
+    assert_one_line_error(code, err, "safety policy", "not a text file", exit_code=code)
+    assert code != 0 and not (tmp_path / "g.mp4").exists()

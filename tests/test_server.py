@@ -367,3 +367,19 @@ def test_upload_type_checked_from_bytes():
     assert sniff(png()) == "image/png" and sniff(b"\xff\xd8\xff\xe0") == "image/jpeg"
     assert sniff(b"RIFF\0\0\0\0WEBPVP8 ") == "image/webp" and sniff(b"\0\0\0\x18ftypisom") == "video/mp4"
     assert sniff(b"<html>") is None and np.frombuffer(png(), np.uint8).size > 0
+
+
+def test_a_job_that_keeps_stopping_the_server_fails_instead_of_rerunning_forever(tmp_path):
+    from kinema.server.store import MAX_ATTEMPTS, new_job
+
+    store = Store(default_db_url(tmp_path / "data"))
+    poison = store.add_video(new_job("alice", "kinema", "a red ball", "1", "64x64", "text", {}))
+    other = store.add_video(new_job("alice", "kinema", "a blue cube", "1", "64x64", "text", {}))
+    for start in range(1, MAX_ATTEMPTS + 1):  # each server start claims it, then the server dies mid-job
+        assert store.claim_next().id == poison.id
+        requeued = store.requeue_interrupted()
+        status = store.get_video(poison.id).status
+        assert (requeued, status) == ((1, "queued") if start < MAX_ATTEMPTS else (0, "failed"))
+    failed = store.get_video(poison.id)
+    assert failed.error_code == "internal_error" and "not run again" in failed.error_message
+    assert store.claim_next().id == other.id  # the queue moves on

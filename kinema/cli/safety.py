@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
-from kinema.errors import InputError, RefusedError
+from kinema.errors import RefusedError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,13 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    from kinema.safety import POLICY_ENV, Policy, check
+    from kinema.safety import Policy, check
 
-    try:
-        policy = Policy.from_toml(args.policy) if args.policy else Policy.from_env()
-    except UnicodeDecodeError:
-        source = args.policy or os.environ.get(POLICY_ENV)
-        raise InputError(f"{source}: not a text file; give a TOML safety policy") from None
+    policy = Policy.from_toml(args.policy) if args.policy else Policy.from_env()
     verdict = check(args.prompt, policy)
     if args.json:
         print(json.dumps({"allowed": verdict.allowed, "category": verdict.category,

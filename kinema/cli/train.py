@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kinema.config import RunConfig, from_dict, load_toml
-from kinema.errors import ConfigError, InputError
+from kinema.errors import InputError
 
 
 def register(subparsers) -> None:
@@ -54,13 +54,7 @@ def register(subparsers) -> None:
 
 
 def _load(args) -> RunConfig:
-    try:
-        data = load_toml(args.config)
-    except UnicodeDecodeError:
-        raise ConfigError(f"{args.config}: not a text file; give a TOML config (see configs/)") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{args.config}: is a folder; give a TOML config file (see configs/)") from None
-    run = from_dict(RunConfig, data, "config")
+    run = from_dict(RunConfig, load_toml(args.config), "config")
     if getattr(args, "steps", None) is not None:
         if args.steps < 1:
             raise InputError(f"--steps {args.steps}: choose at least 1")

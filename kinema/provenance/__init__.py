@@ -127,8 +127,11 @@ def verify(path: str | os.PathLike) -> VerifyReport:
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected an MP4, PNG or JPEG file")
     manifest = read_manifest(path)
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: is empty (0 bytes); give the MP4, PNG or JPEG file to check")
     if manifest.error and not manifest.present:
-        raise InputError(f"{path}: corrupt or truncated file; {manifest.error}")
+        raise InputError(f"{path}: corrupt or truncated, or not an MP4, PNG or JPEG; give the video or image "
+                         f"file to check ({manifest.error})")
     media = read_image(path) if path.suffix.lower() in IMAGE_SUFFIXES else read_video(path, MAX_VERIFY_FRAMES)
     report = VerifyReport(path, manifest, detect_watermark(media.frames), frames_checked=media.num_frames)
     claimed_id = manifest.claims.get("model", {}).get("watermark_id")

@@ -90,6 +90,9 @@ class Policy:
         """Read `enabled_categories = [...]` and a `[thresholds]` table, at top level or under `[safety]`."""
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"safety policy {path}: not a text file; give a TOML file with "
+                              "enabled_categories and [thresholds]") from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read safety policy {path}: {exc}") from exc
         data = data.get("safety", data)

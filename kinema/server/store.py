@@ -23,6 +23,8 @@ from kinema.server.auth import hash_key, new_secret
 STATUSES = ("queued", "in_progress", "completed", "failed")
 # A deleted job keeps its row (prompt and inputs cleared) so a list cursor pointing at it still works.
 DELETED = "deleted"
+# Starts after which a job interrupted by a stopping server is failed rather than queued again.
+MAX_ATTEMPTS = 5
 
 
 def default_data_dir() -> Path:
@@ -239,8 +241,14 @@ class Store:
                 status="failed", completed_at=int(time.time()), error_code=code, error_message=message))
 
     def requeue_interrupted(self) -> int:
-        """Put jobs left in_progress by a stopped server back in the queue; returns how many."""
+        """Put jobs left in_progress by a stopped server back in the queue; returns how many. A job that has
+        been started `MAX_ATTEMPTS` times fails instead: if it is what kills the server, it must not do so
+        at every start."""
         with self._write, self.session() as s, s.begin():
+            s.execute(update(VideoJob).where(VideoJob.status == "in_progress", VideoJob.attempts >= MAX_ATTEMPTS)
+                      .values(status="failed", completed_at=int(time.time()), error_code="internal_error",
+                              error_message=f"the server stopped during this job {MAX_ATTEMPTS} times; it is not "
+                                            "run again (create it anew to retry)"))
             return s.execute(update(VideoJob).where(VideoJob.status == "in_progress")
                              .values(status="queued", progress=0)).rowcount
 
