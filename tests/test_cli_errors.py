@@ -255,3 +255,15 @@ def test_one_frame_interpolation_empty_verify_and_binary_configs_are_named(check
     code, err = run(generate(checkpoint, tmp_path / "g.mp4"), capsys)
     assert_one_line_error(code, err, "safety policy", "not a text file", exit_code=code)
     assert code != 0 and not (tmp_path / "g.mp4").exists()
+
+
+def test_a_video_too_large_to_decode_whole_is_refused_in_one_line(checkpoint, tmp_path, capsys, monkeypatch):
+    from kinema.io import video as video_io
+
+    clip = tmp_path / "clip.mp4"
+    video_io.write_video(clip, np.zeros((12, 32, 48, 3), np.uint8), 8)
+    monkeypatch.setattr(video_io, "MAX_DECODED_BYTES", 5 * 32 * 48 * 3)  # five frames' worth
+    code, err = run(["extend", clip, "-o", tmp_path / "e.mp4", "--checkpoint", checkpoint, "--quiet", "--no-sign"],
+                    capsys)
+    assert_one_line_error(code, err, "too long or too large to decode whole", "after 6 frames of 48x32", "ffmpeg")
+    assert not (tmp_path / "e.mp4").exists()

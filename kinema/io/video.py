@@ -60,8 +60,16 @@ def _open_error(path: Path, exc: Exception) -> InputError:
     return InputError(f"{path}: not a readable video ({type(exc).__name__}: {exc}); expected an MP4/MOV/WebM video")
 
 
+# Decoded frames held at once: a few MB of H.264 can expand to many GB, and every input is decoded whole.
+MAX_DECODED_BYTES = 2 * 1024**3
+
+
+class TooLargeError(InputError):
+    """A readable video with more frames than kinema will hold in memory."""
+
+
 def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Video:
-    """Decode every frame of a video file as RGB uint8."""
+    """Decode every frame of a video file as RGB uint8 (at most `MAX_DECODED_BYTES` of them)."""
     path = Path(path)
     try:
         container = av.open(str(path))
@@ -74,10 +82,17 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Video:
         rate = stream.average_rate or stream.guessed_rate or Fraction(8)
         frames = []
         try:
+            decoded = 0
             for frame in container.decode(stream):
                 frames.append(frame.to_ndarray(format="rgb24"))
+                decoded += frames[-1].nbytes
                 if max_frames is not None and len(frames) >= max_frames:
                     break
+                if decoded > MAX_DECODED_BYTES:
+                    raise TooLargeError(
+                        f"{path}: too long or too large to decode whole (over {MAX_DECODED_BYTES >> 30} GiB of frames "
+                        f"after {len(frames)} frames of {frame.width}x{frame.height}); kinema makes videos of at most "
+                        "256 pixels a side, so shrink or trim it first, e.g. ffmpeg -i IN -vf scale=256:-2 -t 20 OUT.mp4")
         except (av.error.FFmpegError, ValueError) as exc:
             if not frames:
                 raise InputError(f"{path}: video data is corrupt or truncated ({exc})") from None
@@ -115,6 +130,8 @@ def read_media(path: str | os.PathLike, max_frames: int | None = None) -> Video:
         return read_image(path)
     try:
         return read_video(path, max_frames)
+    except TooLargeError:
+        raise
     except InputError:
         try:
             return read_image(path)
