@@ -117,7 +117,7 @@ def register(subparsers) -> None:
                               "kept exactly.", epilog=EXIT_CODES)
     p.add_argument("first", help="the clip (video or image) that comes first")
     p.add_argument("second", help="the clip (video or image) that comes after the bridge")
-    p.add_argument("--seconds", type=float, default=1.0, help="length of the bridge (default 1)")
+    p.add_argument("--seconds", type=float, default=1.0, help="length of the bridge in seconds (default 1); it is made in whole latent frames, 4 video frames each, so it rounds up to 3, 7, 11... frames (1 s at 8 fps: 11)")
     p.add_argument("--prompt", default="", help="what happens in between")
     _common(p)
     p.set_defaults(handler=run_connect)
