@@ -159,7 +159,8 @@ def test_eval_command_writes_report_and_scores(tmp_path: Path):
     assert scores["precision"] == "fp32"
     assert main(["eval", "--checkpoint", str(checkpoint), "--cases", "1", "--size", "32x32", "--frames", "9",
                  "--out", str(tmp_path / "bf16"), "--quiet", "--no-bounds", "--bf16"]) == 0
-    assert json.loads((tmp_path / "bf16" / "scores.json").read_text())["precision"] == "bf16 autocast"
+    assert json.loads((tmp_path / "bf16" / "scores.json").read_text())["precision"] == "bf16"
+    assert main(["eval", "--checkpoint", str(checkpoint), "--precision", "fp16", "--quiet"]) == 2  # argparse refuses
 
 
 @pytest.mark.slow

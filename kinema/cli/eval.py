@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from kinema.cli.generate import parse_size
+from kinema.cli.generate import PRECISION_CHOICES, parse_size
 from kinema.errors import InputError
 
 
@@ -28,7 +28,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise InputError(f"--out {args.out}: is a file; give a folder for the report")
     torch.manual_seed(args.seed)
     pipe = Pipeline.from_checkpoint(args.checkpoint)
-    pipe.autocast = args.bf16
+    pipe.set_precision("bf16" if args.bf16 else args.precision)
     width, height = args.size or (128, 128)
     try:  # fail now, not after the first case, if the checkpoint cannot make this size
         pipe.resolve_size(width, height)
@@ -40,7 +40,7 @@ def run_eval(args: argparse.Namespace) -> int:
     info = {"checkpoint": pipe.info.id, "checkpoint_sha256": pipe.info.sha256, "generated_size": f"{width}x{height}",
             "seed": args.seed, "steps": args.steps or pipe.cfg.sampling.steps,
             "guidance": args.guidance if args.guidance is not None else pipe.cfg.sampling.guidance_scale,
-            "precision": "bf16 autocast" if args.bf16 else "fp32"}
+            "precision": pipe.precision}
     results = run_benchmark(generate, cases, args.out, info, bounds=not args.no_bounds, worst=args.worst,
                             progress=not args.quiet)
     if args.json:
@@ -72,8 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale, 1 = none (default: the "
                    "checkpoint's)")
     p.add_argument("--worst", type=int, default=4, help="strips of this many lowest-scoring cases in the report (default 4)")
-    p.add_argument("--bf16", action="store_true",
-                   help="sample with bf16 autocast (faster on CPUs with bf16 units; scores may differ slightly)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
+                   help="how the transformer runs (default fp32, so that scores compare across machines; auto: "
+                        "bf16 autocast where bf16 is native, as generation does; scores may differ slightly)")
+    p.add_argument("--bf16", action="store_true", help="the same as --precision bf16")
     p.add_argument("--no-bounds", action="store_true", help="skip the upper bound and the still/noise floors")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
