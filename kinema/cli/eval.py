@@ -16,12 +16,12 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from kinema.evaluation.runner import pipeline_generator, run_benchmark
     from kinema.evaluation.suite import build_suite
-    from kinema.pipeline import Pipeline
+    from kinema.pipeline import MAX_GUIDANCE, Pipeline
 
     if args.steps is not None and args.steps < 1:
         raise InputError(f"--steps {args.steps}: choose at least 1")
-    if args.guidance is not None and not 1.0 <= args.guidance <= 30.0:
-        raise InputError(f"--guidance {args.guidance}: choose a scale from 1 (no guidance) to 30")
+    if args.guidance is not None and not 1.0 <= args.guidance <= MAX_GUIDANCE:
+        raise InputError(f"--guidance {args.guidance}: choose a scale from 1 (no guidance) to {MAX_GUIDANCE:g}")
     if args.worst < 0:
         raise InputError(f"--worst {args.worst}: choose 0 (no strips) or more")
     if Path(args.out).exists() and not Path(args.out).is_dir():

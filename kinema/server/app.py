@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kinema.errors import InputError, RefusedError
 from kinema.io import read_video
-from kinema.pipeline import MAX_PROMPT_CHARS, Pipeline
+from kinema.pipeline import MAX_PROMPT_CHARS, MAX_SEED, Pipeline
 from kinema.server.auth import RateLimiter, bearer_token
 from kinema.server.inputs import (
     SDK_MODELS,
@@ -44,7 +44,6 @@ STATIC = Path(__file__).parent / "static"
 VARIANTS = {"video": (VIDEO_FILE, "video/mp4"), "thumbnail": (THUMBNAIL_FILE, "image/png"),
             "spritesheet": (SPRITESHEET_FILE, "image/jpeg")}
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "video/mp4": ".mp4"}
-MAX_SEED = 2**32 - 1
 
 
 @dataclass
