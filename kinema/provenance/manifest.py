@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import stat
 import tempfile
 from dataclasses import dataclass, field
@@ -12,7 +14,7 @@ from pathlib import Path
 import c2pa
 
 from kinema import __version__
-from kinema.errors import InputError
+from kinema.errors import InputError, file_error
 from kinema.provenance.keys import SigningKey, trust_anchors_pem
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -21,6 +23,17 @@ MIME_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".png": "image/png
 # Operations that derive from an input video: the input opened and edited, or placed into a new creation.
 DERIVED_FROM_ONE = {"extend", "edit"}
 COMPOSED_OF_INPUTS = {"interpolate", "connect"}
+# Room a signed copy needs beyond the file itself: the manifest, certificate chain and ingredients' claims
+# (about 3 KiB for kinema's), with margin. Signing writes a whole new copy before the old one is replaced.
+SIGNING_HEADROOM = 64 << 10
+
+
+def _too_little_room(path: Path) -> bool:
+    """True when the folder of `path` has no room for a signed copy of it."""
+    try:
+        return shutil.disk_usage(path.parent).free < path.stat().st_size + SIGNING_HEADROOM
+    except OSError:
+        return False
 
 
 @dataclass
@@ -96,6 +109,8 @@ def sign_file(path: str | os.PathLike, info: ProvenanceInfo, key: SigningKey) ->
     path = Path(path)
     mime = _mime(path)
     manifest, ingredients = build_manifest(info, path.name)
+    if _too_little_room(path):  # c2pa reports a full disk only as an opaque I/O error: check first
+        raise file_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path)
     try:
         signer_info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, key.cert_chain_pem(), key.private_key_pem(), None)
         signer = c2pa.Signer.from_info(signer_info)
@@ -115,7 +130,11 @@ def sign_file(path: str | os.PathLike, info: ProvenanceInfo, key: SigningKey) ->
                 builder.sign(signer, mime, src, dst)
         os.replace(tmp, path)
     except c2pa.C2paError as exc:
+        if _too_little_room(path):  # the disk filled while signing (another writer, or a large manifest)
+            raise file_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) from None
         raise InputError(f"{path}: C2PA signing failed ({exc})") from None
+    except OSError as exc:  # writing the signed copy (a full disk surfaces when it is flushed and closed)
+        raise file_error(exc, path) from None
     finally:
         signer.close()
         Path(tmp).unlink(missing_ok=True)
