@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -253,6 +255,23 @@ def test_unexpected_error_is_an_openai_error(server, monkeypatch):
     with pytest.raises(openai.InternalServerError) as err:
         client.videos.list()
     assert err.value.body["type"] == "server_error" and "disk on fire" not in err.value.message
+
+    # The same connection answers the next request: uvicorn closes it when an exception reaches it.
+    host, port = server.url.removeprefix("http://").split(":")
+    request = (f"GET /v1/videos HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {client.api_key}\r\n\r\n").encode()
+    with socket.create_connection((host, int(port)), timeout=30) as conn, conn.makefile("rb") as replies:
+        for expected in (500, 200):
+            if expected == 200:
+                monkeypatch.undo()
+            conn.sendall(request)
+            status = replies.readline().split()[1]
+            headers = {}
+            while (line := replies.readline().strip()):
+                name, _, value = line.decode().partition(":")
+                headers[name.lower()] = value.strip()
+            body = json.loads(replies.read(int(headers["content-length"])))
+            assert int(status) == expected and headers.get("connection") != "close", (status, headers, body)
+    assert body["object"] == "list"
 
 
 def test_full_queue_and_rate_limit_answer_429(server):

@@ -4,6 +4,7 @@ Paths, fields and response shapes follow the `openai` SDK's `client.videos` reso
 SDK works with `base_url` pointed here. Every model name it sends means the one loaded checkpoint.
 """
 
+import logging
 import shutil
 import tempfile
 import threading
@@ -60,6 +61,39 @@ class ServerSettings:
     max_seconds: float = 20.0
     poll_after_ms: int = 500  # the hint the SDK's poll() waits for between retrieves
 
+log = logging.getLogger(__name__)
+
+
+class InternalErrors:
+    """Unexpected exceptions as an OpenAI-shaped JSON 500, logged here with their traceback.
+
+    A FastAPI `exception_handler(Exception)` answers too, but Starlette then re-raises the exception to
+    the server, and uvicorn closes the client's connection after such a response; answering here, inside
+    Starlette's outermost layer, keeps the connection open for the SDK's next request."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:  # half a response is out: only the server can end it
+                raise
+            log.exception("error on %s %s", scope.get("method"), scope.get("path"))
+            body = ApiError(500, f"The server failed on this request ({type(exc).__name__}); it is logged.",
+                            "internal_error", type="server_error").body()
+            await JSONResponse(body, 500)(scope, receive, send)
+
 
 def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
     """The app, with its store and worker pool (started and stopped with the app's lifespan)."""
@@ -101,11 +135,7 @@ def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         return JSONResponse(ApiError(exc.status_code, str(exc.detail), code).body(), exc.status_code)
 
-    @app.exception_handler(Exception)
-    async def server_error(_request: Request, exc: Exception) -> JSONResponse:
-        """An OpenAI-shaped 500 (uvicorn logs the traceback) rather than plain text the SDK cannot parse."""
-        return JSONResponse(ApiError(500, f"The server failed on this request ({type(exc).__name__}); it is logged.",
-                                     "internal_error", type="server_error").body(), 500)
+    app.add_middleware(InternalErrors)
 
     def current_key(request: Request) -> KeyRecord:
         """The caller's key from `Authorization: Bearer KEY`, after the rate limit."""
