@@ -62,9 +62,21 @@ def test_numbers_no_generation_can_use_are_refused(checkpoint, tmp_path, capsys,
     assert os.listdir(tmp_path) == []
 
 
-def test_a_size_with_a_zero_side_is_refused_not_replaced_by_the_default(checkpoint, tmp_path, capsys):
-    code, err = run(generate(checkpoint, tmp_path / "out.mp4", "--size", "0x32"), capsys)
-    assert code == 2 and "both sides must be positive" in err and "Traceback" not in err
+@pytest.mark.parametrize("size", ["0x32", "-16x32", "16x-32"])
+def test_a_size_with_a_zero_or_negative_side_is_refused_not_replaced_by_the_default(checkpoint, tmp_path, capsys,
+                                                                                    size):
+    """`-16x32` used to be read as an unknown option ("--size: expected one argument")."""
+    code, err = run(generate(checkpoint, tmp_path / "out.mp4", "--size", size), capsys)
+    assert code == 2 and f"size '{size}': both sides must be positive" in err and "Traceback" not in err
+
+
+def test_values_after_a_dash_still_leave_options_alone(checkpoint, tmp_path, capsys):
+    """A dash and a digit starts a value; a dash and a letter is still an option (here an unknown one)."""
+    code, err = run(generate(checkpoint, tmp_path / "out.mp4", "--seed", "-5"), capsys)
+    assert_one_line_error(code, err, "seed -5: choose an integer from 0")
+    code, err = run(generate(checkpoint, tmp_path / "out.mp4", "--size", "-x"), capsys)
+    assert code == 2 and "argument --size: expected one argument" in err
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize(

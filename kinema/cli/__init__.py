@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 import threading
@@ -29,7 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(subparsers)
+    _values_may_start_with_minus(parser)
     return parser
+
+
+def _values_may_start_with_minus(parser: argparse.ArgumentParser) -> None:
+    """Let `--size -16x32` reach the option's own check ("size -16x32: ..."), as `--seed -1` does: argparse
+    takes only plain negative numbers as values and calls anything else after a dash a missing value. No
+    kinema option is spelled with a dash and a digit, so a dash and a digit always start a value."""
+    parser._negative_number_matcher = re.compile(r"^-\d")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _values_may_start_with_minus(child)
 
 
 def _release_large_buffers() -> None:
