@@ -34,6 +34,8 @@ def timeit(
     """
     for _ in range(warmup):
         fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     times = []
     for _ in range(repeat):
         start = clock()

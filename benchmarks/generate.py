@@ -2,8 +2,11 @@
 duration (below 1.0 is faster than real time).
 
 With --compile it times the torch.compile'd transformer last (fp32), the compiling counted apart.
+On a machine without the text encoder package (a lent GPU), pass the prompt's text states saved here:
 
     python -m benchmarks.generate [--checkpoint DIR] [--seconds 4] [--steps N ...] [--repeat R] [--compile]
+    python -m benchmarks.generate --save-text-states runs/bench-text.safetensors    # where MiniLM is installed
+    python -m benchmarks.generate --text-states runs/bench-text.safetensors         # on the GPU machine
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import time
 import torch
 
 from benchmarks.common import machine, print_table
+from kinema.models.text import SavedTextStates
 from kinema.pipeline import GenerationRequest, Pipeline, resolve_precision
+
+PROMPT = "a red sphere rolls from left to right"
 
 
 def main() -> None:
@@ -24,9 +30,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="*", default=[None])
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="also time the compiled transformer (fp32)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--save-text-states", metavar="FILE", help="save the prompt's text states and stop")
+    parser.add_argument("--text-states", metavar="FILE", help="use text states saved by --save-text-states")
     args = parser.parse_args()
+    if args.save_text_states:
+        pipe = Pipeline.from_checkpoint(args.checkpoint)
+        negative = GenerationRequest(PROMPT).negative_prompt or ""
+        SavedTextStates.save(pipe.text_encoder, [PROMPT, negative], args.save_text_states)
+        print(f"saved text states of {PROMPT!r} and the unconditional prompt to {args.save_text_states}")
+        return
     started = time.perf_counter()
-    pipe = Pipeline.from_checkpoint(args.checkpoint)
+    text = SavedTextStates.load(args.text_states) if args.text_states else None
+    pipe = Pipeline.from_checkpoint(args.checkpoint, device=args.device, text_encoder=text)
     load = time.perf_counter() - started
     rows = []
     variants = [("fp32", "fp32", False), ("bf16", "bf16", False)] + [("fp32 compiled", "fp32", True)] * args.compile
@@ -35,7 +51,7 @@ def main() -> None:
         if compiled:
             pipe.compile()
         for steps in args.steps:
-            request = GenerationRequest("a red sphere rolls from left to right", seconds=args.seconds, steps=steps,
+            request = GenerationRequest(PROMPT, seconds=args.seconds, steps=steps,
                                         check_safety=False)
             warm = time.perf_counter()
             pipe.generate(request)  # warm-up: text cache, allocator, compiling

@@ -219,15 +219,18 @@ class Pipeline:
         return self
 
     @classmethod
-    def from_checkpoint(cls, folder: str | Path | None = None, device: str = "cpu") -> Pipeline:
-        """Load a checkpoint folder (default: the shipped model) with no network access."""
+    def from_checkpoint(cls, folder: str | Path | None = None, device: str = "cpu", text_encoder=None) -> Pipeline:
+        """Load a checkpoint folder (default: the shipped model) with no network access.
+
+        text_encoder: one to use instead of the checkpoint's (e.g. `SavedTextStates`); it must match the
+        checkpoint's text width."""
         from kinema.models.dit import DiffusionTransformer
         from kinema.models.text import check_text_width, load_text_encoder
         from kinema.models.vae import VideoAutoencoder
 
         folder = resolve(folder) if folder else default_checkpoint()
         cfg = load_config(folder)
-        text = load_text_encoder(cfg.text)
+        text = text_encoder if text_encoder is not None else load_text_encoder(cfg.text)
         check_text_width(text, cfg.dit.text_dim)
         dit = DiffusionTransformer(cfg.dit)
         dit.load_state_dict(load_state(folder, "dit"))
@@ -379,6 +382,8 @@ class Pipeline:
                 noise, window_known, known_mask[0], prompt, request.negative_prompt, steps, guidance, start_time,
                 init, on_step, cancel)
             done[start:end] = True
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the kernels queued above have run: the time is theirs
         timings["denoise"] = time.perf_counter() - tick
 
         tick = time.perf_counter()

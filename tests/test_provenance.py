@@ -1,14 +1,13 @@
 import json
 import os
-import shutil
 import stat
-import subprocess
 
 import pytest
 
 from kinema.cli import main
 from kinema.io import read_video, write_video
 from kinema.provenance import ProvenanceInfo, finalize_image, finalize_video, init_keys, sign_video, verify
+from tests.conftest import fill_to
 from tests.test_watermark import moving_discs
 
 INFO = ProvenanceInfo(operation="generate", checkpoint_id="kinema-tiny", checkpoint_sha256="ab" * 32, seed=3)
@@ -157,44 +156,27 @@ def test_signed_file_keeps_the_usual_permissions(signed, clip, tmp_path, monkeyp
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 256 KiB file system (tmpfs); needs root with mount rights, as CI has."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("mounting a small tmpfs needs root with mount rights")
-    yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=True)
-
-
-def fill_to(folder, free_bytes: int) -> None:
-    """Write a filler file until `folder`'s file system has about `free_bytes` left."""
-    free = shutil.disk_usage(folder).free
-    (folder / "filler").write_bytes(b"\0" * max(0, free - free_bytes))
-
-
 @pytest.mark.parametrize("headroom, check_first", [(-4096, True), (32 << 10, True), (2048, False)])
 def test_signing_on_a_full_disk_names_it_and_keeps_the_file(small_disk, clip, key_dir, monkeypatch, headroom,
                                                              check_first):
     """Less room than the file, or short of the signing headroom: refused before c2pa starts. With the check
     first switched off, c2pa runs out of room mid-write, which it reports only as an opaque I/O error
     ("Io: Other: UntrackedPointer"). Either way: one clear message, the unsigned file intact, nothing left."""
+    disk = small_disk("256k")
     from kinema.errors import InputError
     from kinema.provenance import find_signing_key, sign_file
 
     if not check_first:
         monkeypatch.setattr("kinema.provenance.manifest.SIGNING_HEADROOM", 0)
-    path = write_video(small_disk / "clip.mp4", clip, 8)
+    path = write_video(disk / "clip.mp4", clip, 8)
     before = path.read_bytes()
-    fill_to(small_disk, len(before) + headroom)
+    fill_to(disk, len(before) + headroom)
     with pytest.raises(InputError) as caught:
         sign_file(path, INFO, find_signing_key())
     assert str(caught.value) == f"{path}: the disk is full; free some space or write somewhere else"
     assert path.read_bytes() == before
-    assert sorted(os.listdir(small_disk)) == ["clip.mp4", "filler"]
+    assert sorted(os.listdir(disk)) == ["clip.mp4", "filler"]
 
-    (small_disk / "filler").unlink()  # with room again, the same file signs and verifies
+    (disk / "filler").unlink()  # with room again, the same file signs and verifies
     sign_file(path, INFO, find_signing_key())
     assert verify(path).manifest.valid

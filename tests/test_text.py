@@ -112,3 +112,34 @@ def test_text_layers_out_of_range_or_width_mismatch_name_the_fix():
         load_text_encoder(TextConfig(layers=()))
     with pytest.raises(ConfigError, match="set dit.text_dim = 768"):
         check_text_width(load_text_encoder(TextConfig(max_tokens=16, layers=(-1, 0))), 384)
+
+
+def test_saved_text_states_stand_in_for_the_encoder(tmp_path):
+    """States saved where the encoder is installed generate the same video without it, and any other
+    prompt is named as missing rather than encoded wrongly."""
+    import numpy as np
+
+    from kinema.models.text import SavedTextStates
+    from kinema.pipeline import GenerationRequest, Pipeline
+    from tests.tiny import make_tiny_checkpoint
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "ckpt")
+    pipe = Pipeline.from_checkpoint(checkpoint)
+    prompt = "a red ball rolls right"
+    path = SavedTextStates.save(pipe.text_encoder, [prompt, "", prompt], tmp_path / "states.safetensors")
+    saved = SavedTextStates.load(path)
+    assert sorted(saved.states) == ["", prompt] and saved.dim == pipe.text_encoder.dim
+    for got, want in zip(saved.encode([prompt, ""]), pipe.text_encoder.encode([prompt, ""]), strict=True):
+        assert torch.equal(got, want)
+
+    offline = Pipeline.from_checkpoint(checkpoint, text_encoder=saved)
+    request = dict(seconds=0.5, width=64, height=64, steps=2, seed=4, check_safety=False)
+    made = offline.generate(GenerationRequest(prompt, **request)).frames
+    assert np.array_equal(made, pipe.generate(GenerationRequest(prompt, **request)).frames)
+    with pytest.raises(ConfigError, match="no saved text states for 'a blue cube'"):
+        offline.generate(GenerationRequest("a blue cube", **request))
+
+    (tmp_path / "junk").write_bytes(b"not safetensors")
+    for bad in (tmp_path / "junk", tmp_path / "missing"):
+        with pytest.raises(ConfigError, match="not a file of saved text states"):
+            SavedTextStates.load(bad)

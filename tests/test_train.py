@@ -460,3 +460,60 @@ def test_lr_scales_give_a_head_its_own_learning_rate(cache, tmp_path):
     state = torch.load(tmp_path / "scaled" / "step-0000002" / "train_state.pt", weights_only=False)
     rates = sorted(g["lr"] for g in state["optimizer"]["param_groups"])
     assert rates[-1] == pytest.approx(10 * rates[0])
+
+
+@pytest.mark.parametrize("check_first", [True, False])
+def test_a_full_disk_stops_training_with_the_last_checkpoint_named(cache, tmp_path, small_disk, monkeypatch,
+                                                                    capsys, check_first):
+    """A checkpoint that does not fit stops the run with one line naming the last saved one; nothing is
+    half-written and `latest` still points to a whole checkpoint, so freeing space and --resume goes on.
+    With the check before writing switched off, torch.save meets the full disk itself ("unexpected pos")."""
+    from kinema.cli import main
+    from tests.conftest import fill_to
+
+    out = small_disk("32m") / "run"
+    path = tmp_path / "run.toml"
+    path.write_text(dump_toml(to_dict(run_config(cache, out, steps=2, batch_size=2))))
+    assert main(["train", str(path), "--quiet"]) == 0
+    size = sum(f.stat().st_size for f in (out / "step-0000002").iterdir())
+    assert (out / "step-0000002" / "train_state.pt").stat().st_size > (1 << 20) + (64 << 10)
+    if check_first:
+        fill_to(out.parent, size // 2)
+    else:  # room for the 1 MiB margin but not the training state: torch.save runs out
+        monkeypatch.setattr("kinema.train.trainer.state_bytes", lambda *states, dtype=None: 0)
+        monkeypatch.setattr("kinema.checkpoint.state_bytes", lambda *states, dtype=None: 0)
+        fill_to(out.parent, (1 << 20) + (64 << 10))
+    capsys.readouterr()
+    assert main(["train", str(path), "--quiet", "--resume", "--steps", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert "checkpoint step-0000004 not saved" in err and "the disk is full" in err, err
+    assert "the last saved is step-0000002" in err and "--resume" in err, err
+    assert (out / "latest").read_text() == "step-0000002"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+    (out.parent / "filler").unlink()
+    monkeypatch.undo()
+    assert main(["train", str(path), "--quiet", "--resume", "--steps", "4"]) == 0
+    assert (out / "latest").read_text() == "step-0000004"
+
+
+def test_a_cache_on_a_full_disk_stops_without_half_a_shard(tmp_path, small_disk):
+    from kinema.errors import InputError
+    from kinema.train.cache import build_cache
+    from kinema.train.data import LatentCache
+    from tests.tiny import make_tiny_checkpoint
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "tiny")
+    config = RunConfig(model=tiny_config(), data=DataConfig(source="world", width=64, height=64, num_frames=5,
+                                                            num_workers=0),
+                       train=TrainConfig(stage="dit", init_from=str(checkpoint)))
+    disk = small_disk("1m")
+    out = disk / "cache"
+    with pytest.raises(InputError, match="the disk is full"):
+        build_cache(config, out, count=3, batch_size=2, shard_size=2, show_progress=False)
+    assert sorted(os.listdir(out)) == ["captions.jsonl"] and (out / "captions.jsonl").read_text() == ""
+
+    subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+    build_cache(config, out, count=3, batch_size=2, shard_size=2, show_progress=False)
+    assert len(LatentCache(out)) == 3

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -70,6 +69,7 @@ class TooLargeError(InputError):
 
 def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Video:
     """Decode every frame of a video file as RGB uint8 (at most `MAX_DECODED_BYTES` of them)."""
+    import av  # PyAV loads with the first video read or written, not with kinema.io
     path = Path(path)
     try:
         container = av.open(str(path))
@@ -192,6 +192,7 @@ def _atomic_target(path: Path) -> tuple[Path, int, str]:
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, crf: int = 18) -> Path:
     """Encode uint8 (T, H, W, 3) frames as H.264/yuv420p MP4, atomically (temp file, then rename)."""
+    import av  # PyAV loads with the first video read or written, not with kinema.io
     path = Path(path)
     frames = _check_frames(frames, str(path))
     _, height, width, _ = frames.shape

@@ -143,3 +143,51 @@ def check_text_width(encoder: TextEncoder, text_dim: int) -> None:
 def load_text_encoder(cfg: TextConfig) -> TextEncoder:
     """The text encoder a config names, loaded once per process (on the CPU)."""
     return _load_cached(cfg.kind, cfg.path, cfg.max_tokens, tuple(cfg.layers))
+
+
+class SavedTextStates:
+    """A text encoder's output for a fixed set of prompts, saved to a safetensors file and read back.
+
+    For a machine without the encoder (a GPU box that cannot install the 88 MB MiniLM package, say): the
+    states are computed where the encoder is (`save`), and a pipeline built with this in its place
+    generates the saved prompts unchanged and names any other prompt as one it does not have."""
+
+    def __init__(self, states: dict[str, tuple[torch.Tensor, torch.Tensor]]):
+        if not states:
+            raise ConfigError("saved text states: the file holds no prompts")
+        self.states = states
+        self.dim = next(iter(states.values()))[0].shape[-1]
+
+    @staticmethod
+    def save(encoder: TextEncoder, prompts: list[str], path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        tensors, names = {}, {}
+        for i, prompt in enumerate(dict.fromkeys(prompts)):
+            states, mask = encoder.encode([prompt])
+            tensors[f"states.{i}"], tensors[f"mask.{i}"] = states[0].contiguous(), mask[0].contiguous()
+            names[str(i)] = prompt
+        save_file(tensors, str(path), metadata=names)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SavedTextStates:
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), "pt") as f:
+                names = f.metadata() or {}
+                return cls({prompt: (f.get_tensor(f"states.{i}"), f.get_tensor(f"mask.{i}"))
+                            for i, prompt in names.items()})
+        except (OSError, ValueError, KeyError, SafetensorError) as exc:  # missing, unreadable, not ours
+            raise ConfigError(f"{path}: not a file of saved text states ({exc})") from None
+
+    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        missing = [p for p in prompts if p not in self.states]
+        if missing:
+            raise ConfigError(f"no saved text states for {missing[0]!r}: save them where the text encoder is "
+                              f"installed (prompts saved: {len(self.states)})")
+        return (torch.stack([self.states[p][0] for p in prompts]), torch.stack([self.states[p][1] for p in prompts]))
+
+    def pooled(self, prompts: list[str]) -> torch.Tensor:
+        raise ConfigError("saved text states carry no pooled sentence embeddings")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -10,7 +11,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from kinema.checkpoint import load_state
+from kinema.checkpoint import disk_writes, load_state
 from kinema.config import RunConfig
 from kinema.errors import ConfigError
 
@@ -53,7 +54,15 @@ def build_cache(run: RunConfig, out: str | Path, count: int, batch_size: int = 8
 
         def flush() -> None:
             nonlocal latents, pending, shard
-            save_file({"latent": torch.cat(latents).contiguous()}, str(out / f"latents-{shard:05d}.safetensors"))
+            block = torch.cat(latents).contiguous()
+            target = out / f"latents-{shard:05d}.safetensors"
+            tmp = target.with_name(f".{target.name}.tmp")  # a full disk must not leave half a shard
+            try:
+                with disk_writes(out, block.numel() * block.element_size()):
+                    save_file({"latent": block}, str(tmp))
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
             meta.writelines(pending)
             meta.flush()
             latents, pending, shard = [], [], shard + 1

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from kinema.checkpoint import load_config, load_state, resolve, save_checkpoint
+from kinema.checkpoint import disk_writes, load_config, load_state, resolve, save_checkpoint, state_bytes
 from kinema.config import ModelConfig, RunConfig, dump_toml, to_dict
 from kinema.errors import ConfigError, InputError
 from kinema.train import distributed
@@ -450,10 +450,20 @@ def _save(run, out, step, model, ema, optimizer, scheduler, env, stage, loss, se
             _fit_latent_scale(run, ema_state, stage.last_video)
         card = _card(run, step, loss, seconds, env.device, env.world_size)
         tmp_state = out / f".{STATE_FILE}.tmp"
-        torch.save({"step": step, "model": model_state, "optimizer": optim_state, "ema": ema_state,
-                    "scheduler": scheduler.state_dict()}, tmp_state)
-        save_checkpoint(folder, run.model, dit_state, vae_state, card, extra_files={STATE_FILE: tmp_state})
-        tmp_state.unlink()
+        try:
+            # The training state is written, then copied into the checkpoint: room for both, and the weights.
+            need = state_bytes(model_state, optim_state, ema_state)
+            with disk_writes(out, 2 * need + state_bytes(dit_state, vae_state)):
+                torch.save({"step": step, "model": model_state, "optimizer": optim_state, "ema": ema_state,
+                            "scheduler": scheduler.state_dict()}, tmp_state)
+            save_checkpoint(folder, run.model, dit_state, vae_state, card, extra_files={STATE_FILE: tmp_state})
+        except InputError as exc:  # a full disk: stop with the last good checkpoint named, nothing half-written
+            saved = _checkpoint_dirs(out)
+            last = f"the last saved is {saved[-1].name}" if saved else "none was saved before"
+            raise InputError(f"checkpoint {folder.name} not saved: {exc}; {last} (once there is room, run "
+                             "again with --resume)") from None
+        finally:
+            tmp_state.unlink(missing_ok=True)
         (out / ".latest.tmp").write_text(folder.name)
         os.replace(out / ".latest.tmp", out / "latest")
         for old in _checkpoint_dirs(out)[: -max(1, run.train.keep_last)]:
