@@ -130,6 +130,7 @@ def main() -> None:
         if nominal:
             row["MFU (datasheet)"] = f"{achieved / nominal:.2f}"
         rows.append(row)
+        print(f"measured {row}", flush=True)  # kept if a later size runs past a time limit
         if device == "cuda":
             torch.cuda.empty_cache()
     precision = "bf16 autocast" if bf16 else "fp32"
