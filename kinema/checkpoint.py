@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from kinema.config import ModelConfig, dump_toml, from_dict, load_toml, to_dict
-from kinema.errors import CheckpointError, InputError, file_error
+from kinema.errors import DISK_FULL, CheckpointError, InputError, file_error
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "world-s"
@@ -54,7 +54,7 @@ def state_bytes(*states: dict[str, torch.Tensor] | None, dtype: torch.dtype | No
 def _disk_full(folder: Path, need: int | None = None) -> InputError:
     free = shutil.disk_usage(folder).free
     needed = f"{need / 2**20:.1f} MiB needed, " if need is not None else ""
-    return InputError(f"{folder}: the disk is full ({needed}{free / 2**20:.1f} MiB free); free some space or "
+    return InputError(f"{folder}: {DISK_FULL} ({needed}{free / 2**20:.1f} MiB free); free some space or "
                       "write somewhere else")
 
 

@@ -22,10 +22,12 @@ class InputError(KinemaError):
     """A file, size, duration or option that kinema cannot use."""
 
 
+# The words every full-disk message carries, so `disk_full` can tell one from the text alone.
+DISK_FULL, QUOTA_USED_UP = "the disk is full", "the disk quota is used up"
 # What an operating-system error means for the person who named the file, and what would work instead.
 _FILE_HINTS = {
-    errno.ENOSPC: "the disk is full; free some space or write somewhere else",
-    errno.EDQUOT: "the disk quota is used up; free some space or write somewhere else",
+    errno.ENOSPC: f"{DISK_FULL}; free some space or write somewhere else",
+    errno.EDQUOT: f"{QUOTA_USED_UP}; free some space or write somewhere else",
     errno.EACCES: "permission denied; choose a place you can write to (or a file you can read)",
     errno.EPERM: "permission denied; choose a place you can write to (or a file you can read)",
     errno.EROFS: "the file system is read-only; write somewhere else",
@@ -67,3 +69,17 @@ class CancelledError(KinemaError):
     """A generation cancelled by its caller between steps."""
 
     exit_code = 130
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """True when `exc`, or an exception it was raised from, is a full disk or quota: an OS error, kinema's
+    own message for one (`file_error`), or SQLite's "database or disk is full" (which SQLAlchemy wraps)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(exc)
+        if any(words in text for words in ("database or disk is full", DISK_FULL, QUOTA_USED_UP)):
+            return True  # SQLite's words, or kinema's own
+        exc, seen = exc.__cause__ or exc.__context__ or getattr(exc, "orig", None), seen + 1
+    return False

@@ -402,3 +402,61 @@ def test_a_job_that_keeps_stopping_the_server_fails_instead_of_rerunning_forever
     failed = store.get_video(poison.id)
     assert failed.error_code == "internal_error" and "not run again" in failed.error_message
     assert store.claim_next().id == other.id  # the queue moves on
+
+
+def test_a_full_disk_answers_507_and_the_server_recovers(tmp_path, small_disk):
+    """With its data folder on a full disk (a real 4 MiB tmpfs) the server answers 507 insufficient_storage
+    with a message saying so, not a 500; once space is freed it takes and finishes videos again."""
+    from tests.conftest import fill_to
+
+    disk = small_disk("4m")
+    pipe = Pipeline.from_checkpoint(make_tiny_checkpoint(tmp_path / "ckpt"))
+    app = create_app(pipe, ServerSettings(data_dir=disk / "data", workers=1))
+    server = Server(BackgroundServer(app).start(), app, disk / "data")
+    try:
+        client = server.client()
+        fill_to(disk, 0)
+        with pytest.raises(openai.APIStatusError) as err:
+            client.videos.create(prompt=PROMPT, seconds="0.5", size="64x64")
+        assert err.value.status_code == 507 and err.value.code == "insufficient_storage", err.value
+        assert "disk is full" in err.value.message
+        (disk / "filler").unlink()
+        video = client.videos.create_and_poll(prompt=PROMPT, seconds="0.5", size="64x64", poll_interval_ms=100)
+        assert video.status == "completed", video.error
+    finally:
+        server.background.stop()
+        server.store.engine.dispose()  # closes the database files, so the disk can be unmounted
+
+
+def test_a_progress_update_the_database_refuses_does_not_fail_the_video(server, monkeypatch):
+    """Progress is a hint: a busy or full database while recording it used to fail the whole job."""
+    def refuse(*_args):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(server.store, "set_progress", refuse)
+    video = server.client().videos.create_and_poll(prompt=PROMPT, seconds="0.5", size="64x64", poll_interval_ms=100)
+    assert video.status == "completed", video.error
+
+
+def test_disk_full_is_told_from_the_errors_that_carry_it():
+    import errno
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from kinema.errors import disk_full, file_error
+
+    wrapped = OperationalError("COMMIT", {}, sqlite3.OperationalError("database or disk is full"))
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise RuntimeError("writing failed") from exc
+    except RuntimeError as exc:
+        chained = exc
+    for exc in (OSError(errno.EDQUOT, "Disk quota exceeded"), wrapped, chained,
+                file_error(OSError(errno.ENOSPC, "No space left on device"), "/data/v.mp4")):
+        assert disk_full(exc), exc
+    for exc in (OSError(errno.EACCES, "Permission denied"), RuntimeError("database is locked"), None,
+                file_error(OSError(errno.EROFS, "Read-only file system"), "/data/v.mp4")):
+        assert not disk_full(exc), exc

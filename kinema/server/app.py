@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kinema.errors import InputError, RefusedError
+from kinema.errors import InputError, RefusedError, disk_full
 from kinema.io import read_video
 from kinema.pipeline import MAX_PROMPT_CHARS, MAX_SEED, Pipeline
 from kinema.server.auth import RateLimiter, bearer_token
@@ -89,10 +89,17 @@ class InternalErrors:
         except Exception as exc:
             if started:  # half a response is out: only the server can end it
                 raise
-            log.exception("error on %s %s", scope.get("method"), scope.get("path"))
-            body = ApiError(500, f"The server failed on this request ({type(exc).__name__}); it is logged.",
-                            "internal_error", type="server_error").body()
-            await JSONResponse(body, 500)(scope, receive, send)
+            if disk_full(exc):  # the database or the data folder cannot grow: say so, not "internal error"
+                log.error("%s %s: the disk is full (%s)", scope.get("method"), scope.get("path"), exc)
+                error = ApiError(507, "The server's disk is full: it cannot take or record videos until space "
+                                 "is freed on its data folder. Try again later.", "insufficient_storage",
+                                 type="server_error")
+            else:
+                log.exception("error on %s %s", scope.get("method"), scope.get("path"))
+                error = ApiError(500, f"The server failed on this request ({type(exc).__name__}); it is logged.",
+                                 "internal_error", type="server_error")
+            await JSONResponse(error.body(), error.status)(scope, receive, send)
+
 
 
 def create_app(pipe: Pipeline, settings: ServerSettings) -> FastAPI:

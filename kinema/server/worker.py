@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from kinema.errors import CancelledError, InputError, RefusedError
+from kinema.errors import CancelledError, InputError, RefusedError, disk_full
 from kinema.io import contact_sheet, read_image, read_video, write_image
 from kinema.pipeline import GenerationRequest, Pipeline
 from kinema.server.inputs import seconds_label
@@ -123,8 +123,8 @@ class WorkerPool:
                 shutil.rmtree(folder, ignore_errors=True)
         except RefusedError as exc:
             self.store.fail(job.id, "moderation_blocked", str(exc))
-        except InputError as exc:
-            self.store.fail(job.id, "invalid_request", str(exc))
+        except InputError as exc:  # a full disk is the server's problem, not the request's
+            self.store.fail(job.id, "insufficient_storage" if disk_full(exc) else "invalid_request", str(exc))
         except Exception as exc:
             log.exception("job %s failed", job.id)
             self.store.fail(job.id, "internal_error", f"generation failed: {type(exc).__name__}: {exc}")
@@ -152,7 +152,10 @@ class WorkerPool:
             now = time.monotonic()
             percent = min(99, int(event.get("fraction", 0.0) * 100))
             if percent != last["percent"] and now - last["written"] >= 0.2:
-                self.store.set_progress(video_id, percent)
+                try:
+                    self.store.set_progress(video_id, percent)
+                except Exception as exc:  # a busy or full database: progress is a hint, the video goes on
+                    log.warning("job %s: could not record progress %d%% (%s)", video_id, percent, exc)
                 last["percent"], last["written"] = percent, now
             if "preview" in event and now - last["preview"] >= self.preview_interval:
                 frames = event["preview"]()  # uint8 (t, h, w, 3) at latent resolution
