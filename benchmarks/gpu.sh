@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The GPU rows of benchmarks/RESULTS.md (issue 10) in one call on a lent GPU machine, at most 8 minutes
 # (about 6 expected): training tokens/s, TFLOP/s and MFU at three sizes in bf16 (eager and compiled) and
-# the time to make a 4 s clip with the shipped model. Run from the repository root, with that machine's own python3 and torch
-# (kinema is not installed there, and its text encoder package is too large to carry, so generation reads
-# the prompt's text states from benchmarks/data/generate-text-states.safetensors):
+# the time to make a 4 s clip with the shipped model. Run from the repository root with that machine's
+# own python3 and torch (kinema is not installed there, and its text encoder package is too large to
+# carry, so generation reads the prompt's text states from benchmarks/data/generate-text-states.safetensors):
 #
 #     PYTHONPATH=. bash benchmarks/gpu.sh            # tables to stdout and to $OUT (default runs/gpu-bench)
 #

@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 
 
 class InternalErrors:
-    """Unexpected exceptions as an OpenAI-shaped JSON 500, logged here with their traceback.
+    """Unexpected exceptions as an OpenAI-shaped JSON 500 (507 for a full disk), logged here.
 
     A FastAPI `exception_handler(Exception)` answers too, but Starlette then re-raises the exception to
     the server, and uvicorn closes the client's connection after such a response; answering here, inside

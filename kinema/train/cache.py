@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from kinema.checkpoint import disk_writes, load_state
+from kinema.checkpoint import disk_writes, load_state, state_bytes
 from kinema.config import RunConfig
 from kinema.errors import ConfigError
 
@@ -58,7 +58,7 @@ def build_cache(run: RunConfig, out: str | Path, count: int, batch_size: int = 8
             target = out / f"latents-{shard:05d}.safetensors"
             tmp = target.with_name(f".{target.name}.tmp")  # a full disk must not leave half a shard
             try:
-                with disk_writes(out, block.numel() * block.element_size()):
+                with disk_writes(out, state_bytes({"latent": block})):
                     save_file({"latent": block}, str(tmp))
                 os.replace(tmp, target)
             finally:
